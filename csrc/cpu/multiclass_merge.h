@@ -1,0 +1,173 @@
+// Turning per-class RMA masks into one label per pixel (SPEC §3, multiclass): a pixel selected by exactly one
+// class takes it; the others go to the eligible class with the largest incremental score.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <limits>
+#include <vector>
+
+#include "../scores.h"
+#include "class_cut.h"
+
+namespace rankseg::cpu {
+
+// Pixels per reduction block: fixed, so the per-class sums do not depend on the thread count.
+constexpr int64_t kBlock = int64_t(1) << 16;
+// Pixels resolved together; their counters stay in L1 while every class streams past them.
+constexpr int64_t kTile = 256;
+
+constexpr int64_t kUnselected = -1;  // placeholders between the two passes, always overwritten
+constexpr int64_t kContested = -2;
+
+// One image (classes x pixels) of a batch.
+template <class S>
+struct Image {
+  const S* data;
+  int64_t stride_c, stride_n;
+  int64_t classes, pixels;
+  value_t<S> at(int64_t c, int64_t i) const { return to_value(data[c * stride_c + i * stride_n]); }
+};
+
+// Pass 1 over one block: labels pixels selected by exactly one class, marks the rest, and sums what each
+// selecting class holds alone (`mass`, `count` are indexed by position in `selecting`).
+template <class S>
+void label_safe_pixels(const Image<S>& img, const ClassCut* cuts, const std::vector<int64_t>& selecting,
+                       const int64_t* slot, int64_t begin, int64_t end, double* mass,
+                       int64_t* count, int64_t* out) {
+  using V = value_t<S>;
+  uint8_t hits[kTile];
+  int64_t owner[kTile];
+  for (int64_t t0 = begin; t0 < end; t0 += kTile) {
+    const int64_t n = std::min(kTile, end - t0);
+    std::fill(hits, hits + n, uint8_t(0));
+    std::fill(owner, owner + n, int64_t(0));
+    for (const int64_t c : selecting) {
+      const V threshold = V(cuts[c].threshold);
+      const S* p = img.data + c * img.stride_c + t0 * img.stride_n;
+      for (int64_t i = 0; i < n; ++i) {
+        const bool hit = to_value(p[i * img.stride_n]) >= threshold;
+        hits[i] = std::min<uint8_t>(uint8_t(hits[i] + hit), uint8_t(2));
+        owner[i] = hit ? c : owner[i];
+      }
+    }
+    for (int64_t i = 0; i < n; ++i) {
+      if (hits[i] == 1) {
+        const int64_t c = owner[i];
+        mass[slot[c]] += img.at(c, t0 + i);
+        count[slot[c]] += 1;
+        out[t0 + i] = c;
+      } else {
+        out[t0 + i] = hits[i] == 0 ? kUnselected : kContested;
+      }
+    }
+  }
+}
+
+// Pass 2 over one block: every marked pixel goes to the eligible class of largest gain, the lowest index on
+// ties. Contested pixels choose among the classes selecting them; unselected ones among `candidates`,
+// unless the policy leaves them void.
+template <class S>
+void resolve_marked_pixels(const Image<S>& img, const ClassCut* cuts, const std::vector<int64_t>& candidates,
+                           const std::vector<PixelGain>& gains, Unassigned policy, int64_t void_index,
+                           int64_t begin, int64_t end, int64_t* out) {
+  using V = value_t<S>;
+  int64_t index[kTile];
+  bool contested[kTile];
+  double best[kTile];
+  for (int64_t t0 = begin; t0 < end; t0 += kTile) {
+    const int64_t n = std::min(kTile, end - t0);
+    int64_t marked = 0;
+    for (int64_t i = t0; i < t0 + n; ++i) {
+      if (out[i] >= 0) continue;
+      if (out[i] == kUnselected && policy == Unassigned::void_label) {
+        out[i] = void_index;
+        continue;
+      }
+      index[marked] = i;
+      contested[marked] = out[i] == kContested;
+      best[marked] = -std::numeric_limits<double>::infinity();
+      ++marked;
+    }
+    for (size_t k = 0; k < candidates.size() && marked > 0; ++k) {
+      const int64_t c = candidates[k];
+      const V threshold = V(cuts[c].threshold);
+      for (int64_t j = 0; j < marked; ++j) {
+        const V v = img.at(c, index[j]);
+        if (contested[j] && !(v >= threshold)) continue;
+        const double gain = gains[k](double(v));
+        if (gain > best[j]) {
+          best[j] = gain;
+          out[index[j]] = c;
+        }
+      }
+    }
+  }
+}
+
+// Labels a whole batch. `cuts` holds (batch x classes) solved classes; `out` is (batch, pixels).
+template <class S>
+void merge_batch(const S* data, int64_t batch, int64_t stride_b, const Image<S>& shape, const ClassCut* cuts,
+                 const RmaOptions& options, Unassigned policy, int64_t void_index, int64_t* out) {
+  const int64_t classes = shape.classes, pixels = shape.pixels;
+  const int64_t blocks = (pixels + kBlock - 1) / kBlock;
+  const int64_t tasks = batch * blocks;
+
+  // Per image: the classes that select pixels, and the classes an unselected pixel may go to (the active
+  // ones, or every class when all were pruned).
+  std::vector<std::vector<int64_t>> selecting(static_cast<size_t>(batch)), candidates(static_cast<size_t>(batch));
+  std::vector<int64_t> slot(size_t(batch * classes), -1);
+  size_t width = 0;
+  for (int64_t b = 0; b < batch; ++b) {
+    const ClassCut* cut = cuts + b * classes;
+    for (int64_t c = 0; c < classes; ++c) {
+      if (cut[c].volume > 0) {
+        slot[size_t(b * classes + c)] = int64_t(selecting[size_t(b)].size());
+        selecting[size_t(b)].push_back(c);
+      }
+      if (cut[c].active) candidates[size_t(b)].push_back(c);
+    }
+    if (candidates[size_t(b)].empty())
+      for (int64_t c = 0; c < classes; ++c) candidates[size_t(b)].push_back(c);
+    width = std::max(width, selecting[size_t(b)].size());
+  }
+
+  auto image = [&](int64_t b) { return Image<S>{data + b * stride_b, shape.stride_c, shape.stride_n, classes, pixels}; };
+
+  std::vector<double> mass(size_t(tasks) * width, 0.0);
+  std::vector<int64_t> count(size_t(tasks) * width, 0);
+#pragma omp parallel for num_threads(options.num_threads) schedule(dynamic, 1)
+  for (int64_t task = 0; task < tasks; ++task) {
+    const int64_t b = task / blocks, blk = task % blocks;
+    label_safe_pixels(image(b), cuts + b * classes, selecting[size_t(b)], slot.data() + b * classes, blk * kBlock,
+                      std::min(pixels, (blk + 1) * kBlock), mass.data() + size_t(task) * width,
+                      count.data() + size_t(task) * width, out + b * pixels);
+  }
+
+  // Gains from the per-class totals, blocks summed in order.
+  std::vector<std::vector<PixelGain>> gains(static_cast<size_t>(batch));
+  for (int64_t b = 0; b < batch; ++b) {
+    const ClassCut* cut = cuts + b * classes;
+    for (const int64_t c : candidates[size_t(b)]) {
+      double m = 0.0;
+      int64_t n = 0;
+      const int64_t s = slot[size_t(b * classes + c)];
+      if (s >= 0) {
+        for (int64_t blk = 0; blk < blocks; ++blk) {
+          m += mass[size_t(b * blocks + blk) * width + size_t(s)];
+          n += count[size_t(b * blocks + blk) * width + size_t(s)];
+        }
+      }
+      gains[size_t(b)].emplace_back(options.metric, options.smooth, cut[c].mu, double(n), m);
+    }
+  }
+
+#pragma omp parallel for num_threads(options.num_threads) schedule(dynamic, 1)
+  for (int64_t task = 0; task < tasks; ++task) {
+    const int64_t b = task / blocks, blk = task % blocks;
+    resolve_marked_pixels(image(b), cuts + b * classes, candidates[size_t(b)], gains[size_t(b)], policy,
+                          void_index, blk * kBlock, std::min(pixels, (blk + 1) * kBlock), out + b * pixels);
+  }
+}
+
+}  // namespace rankseg::cpu

@@ -1,0 +1,130 @@
+// CPU entry points of the RMA solver: checks what they are handed, dispatches on dtype, schedules threads.
+#include "../rma.h"
+
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "class_cut.h"
+#include "load.h"
+#include "multiclass_merge.h"
+
+namespace rankseg {
+
+void check_probs_view(const ProbsView& v) {
+  if (v.batch < 0 || v.classes < 1 || v.pixels < 1)
+    throw std::invalid_argument("probs must have shape (B >= 0, C >= 1, N >= 1), got (" + std::to_string(v.batch) +
+                                ", " + std::to_string(v.classes) + ", " + std::to_string(v.pixels) + ")");
+  if (v.stride_b < 0 || v.stride_c < 0 || v.stride_n < 0)
+    throw std::invalid_argument("probs strides must be non-negative");
+  if (v.batch > 0 && v.data == nullptr) throw std::invalid_argument("probs data pointer is null");
+}
+
+namespace {
+
+using cpu::ClassCut;
+using cpu::Pixels;
+
+void check_options(const RmaOptions& o) {
+  if (!(o.smooth >= 0.0 && o.smooth < std::numeric_limits<double>::infinity()))
+    throw std::invalid_argument("smooth must be finite and >= 0, got " + std::to_string(o.smooth));
+  if (!(o.pruning_prob >= 0.0 && o.pruning_prob <= 1.0))
+    throw std::invalid_argument("pruning_prob must lie in [0, 1], got " + std::to_string(o.pruning_prob));
+  if (o.metric != Metric::dice && o.metric != Metric::iou) throw std::invalid_argument("unknown metric code");
+  if (o.num_threads < 1) throw std::invalid_argument("num_threads must be >= 1");
+}
+
+// Solves every (image, class). Classes are spread over threads; when there are fewer classes than threads
+// and they are large, each class's chunks are spread instead. Both orders give identical results.
+// When `mask` is given, each class's multilabel mask is written while its data is still in cache.
+template <class S>
+std::vector<ClassCut> solve_all(const ProbsView& v, const RmaOptions& o, bool* mask) {
+  using V = cpu::value_t<S>;
+  const S* data = static_cast<const S*>(v.data);
+  const int64_t slabs = v.batch * v.classes;
+  std::vector<ClassCut> cuts(static_cast<size_t>(slabs));
+  auto pixels = [&](int64_t s) {
+    return Pixels<S>{data + (s / v.classes) * v.stride_b + (s % v.classes) * v.stride_c, v.stride_n, v.pixels};
+  };
+  auto write_mask = [&](int64_t s, int64_t begin, int64_t end) {
+    const Pixels<S> px = pixels(s);
+    const V threshold = V(cuts[size_t(s)].threshold);
+    bool* out = mask + s * v.pixels;
+    for (int64_t i = begin; i < end; ++i) out[i] = px[i] >= threshold;
+  };
+
+  const bool per_class = slabs >= o.num_threads || v.pixels <= cpu::kChunk;
+  if (per_class) {
+#pragma omp parallel num_threads(o.num_threads)
+    {
+      cpu::Workspace<V> ws;
+#pragma omp for schedule(dynamic, 1)
+      for (int64_t s = 0; s < slabs; ++s) {
+        cuts[size_t(s)] = cpu::solve_class(pixels(s), o, ws, false);
+        if (mask && !cuts[size_t(s)].invalid) write_mask(s, 0, v.pixels);
+      }
+    }
+  } else {
+    cpu::Workspace<V> ws;
+    const int64_t chunks = pixels(0).chunks();
+    for (int64_t s = 0; s < slabs; ++s) {
+      cuts[size_t(s)] = cpu::solve_class(pixels(s), o, ws, true);
+      if (!mask || cuts[size_t(s)].invalid) continue;
+#pragma omp parallel for num_threads(o.num_threads) schedule(static)
+      for (int64_t j = 0; j < chunks; ++j) write_mask(s, j * cpu::kChunk, std::min(v.pixels, (j + 1) * cpu::kChunk));
+    }
+  }
+
+  for (int64_t s = 0; s < slabs; ++s) {
+    if (cuts[size_t(s)].invalid)
+      throw std::invalid_argument("probs must contain only finite values in [0, 1]; image " +
+                                  std::to_string(s / v.classes) + ", class " + std::to_string(s % v.classes) +
+                                  " has NaN, infinity or a value outside [0, 1]");
+  }
+  return cuts;
+}
+
+template <class F>
+void dispatch(DType dtype, F&& f) {
+  switch (dtype) {
+    case DType::float32: return f(float{});
+    case DType::float64: return f(double{});
+    case DType::float16: return f(cpu::Half{});
+    case DType::bfloat16: return f(cpu::BFloat16{});
+    default: throw std::invalid_argument("probs must be float16, bfloat16, float32 or float64");
+  }
+}
+
+}  // namespace
+
+void rma_multilabel(const ProbsView& probs, const RmaOptions& options, bool* out) {
+  check_probs_view(probs);
+  check_options(options);
+  if (probs.batch == 0) return;
+  if (out == nullptr) throw std::invalid_argument("out data pointer is null");
+  dispatch(probs.dtype, [&](auto tag) { solve_all<decltype(tag)>(probs, options, out); });
+}
+
+void rma_multiclass(const ProbsView& probs, const RmaOptions& options, Unassigned policy, int64_t void_index,
+                    int64_t* out) {
+  check_probs_view(probs);
+  check_options(options);
+  if (probs.classes < 2)
+    throw std::invalid_argument("multiclass output needs C >= 2 classes, got C = " + std::to_string(probs.classes));
+  if (policy != Unassigned::max_score && policy != Unassigned::void_label)
+    throw std::invalid_argument("unknown unassigned policy code");
+  if (policy == Unassigned::void_label && void_index >= 0 && void_index < probs.classes)
+    throw std::invalid_argument("void_index must lie outside [0, C) = [0, " + std::to_string(probs.classes) +
+                                "), got " + std::to_string(void_index));
+  if (probs.batch == 0) return;
+  if (out == nullptr) throw std::invalid_argument("out data pointer is null");
+  dispatch(probs.dtype, [&](auto tag) {
+    using S = decltype(tag);
+    const std::vector<ClassCut> cuts = solve_all<S>(probs, options, nullptr);
+    const cpu::Image<S> shape{nullptr, probs.stride_c, probs.stride_n, probs.classes, probs.pixels};
+    cpu::merge_batch(static_cast<const S*>(probs.data), probs.batch, probs.stride_b, shape, cuts.data(), options,
+                     policy, void_index, out);
+  });
+}
+
+}  // namespace rankseg

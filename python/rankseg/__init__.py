@@ -1,0 +1,10 @@
+"""rankseg: segmentation masks that maximise expected Dice or IoU (RankSEG), with a compiled core."""
+
+import torch  # noqa: F401  (loads torch's OpenMP runtime before the compiled core, so both share it)
+
+from . import functional
+from ._rankseg import RankSEG
+from .functional import rankseg
+
+__version__ = "0.1.0"
+__all__ = ["RankSEG", "rankseg", "functional", "__version__"]

@@ -1,0 +1,155 @@
+"""Parsing and checking of RankSEG's arguments: every mistake becomes a TypeError or ValueError that names
+the argument, what was given and what is expected."""
+
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import dataclass
+
+import torch
+
+METRICS = {"dice": "dice", "iou": "iou", "acc": "acc", "accuracy": "acc"}
+OUTPUT_MODES = ("multiclass", "multilabel")
+SOLVERS = ("RMA", "BA", "TRNA", "BA+TRNA", "exact", "argmax", "TR")
+
+# Solvers per (metric, output_mode), in the order they are listed to the user.
+SUPPORTED_SOLVERS = {
+    ("dice", "multiclass"): ("RMA",),
+    ("dice", "multilabel"): ("RMA", "BA", "TRNA", "BA+TRNA", "exact"),
+    ("iou", "multiclass"): ("RMA",),
+    ("iou", "multilabel"): ("RMA",),
+    ("acc", "multiclass"): ("argmax",),
+    ("acc", "multilabel"): ("argmax", "TR"),
+}
+NOT_YET_BUILT = ("BA", "TRNA", "BA+TRNA", "exact")
+UNASSIGNED_POLICIES = ("max_score", "void")
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+
+
+def _describe(value: object) -> str:
+    return f"{type(value).__name__} {value!r}"
+
+
+def _quoted(names) -> str:
+    return ", ".join(repr(n) for n in names)
+
+
+def _choice(name: str, value: object, choices) -> str:
+    """Matches a string argument case-insensitively after stripping whitespace."""
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a string, one of {_quoted(choices)}; got {_describe(value)}")
+    key = value.strip().lower()
+    for choice in choices:
+        if choice.lower() == key:
+            return choice
+    raise ValueError(f"{name} must be one of {_quoted(choices)} (case-insensitive), got {value!r}")
+
+
+def _real(name: str, value: object, low: float, high: float, *, open_low=False, open_high=False) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {_describe(value)}")
+    x = float(value)
+    too_low = x <= low if open_low else x < low
+    too_high = x >= high if open_high else x > high
+    if not math.isfinite(x) or too_low or too_high:
+        interval = f"{'(' if open_low else '['}{low:g}, {high:g}{')' if open_high else ']'}"
+        raise ValueError(f"{name} must be a finite number in {interval}, got {value!r}")
+    return x
+
+
+def _integer(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int, got {_describe(value)}")
+    x = int(value)
+    if not INT64_MIN <= x <= INT64_MAX:
+        raise ValueError(f"{name} must fit in int64, got {x}")
+    return x
+
+
+@dataclass(frozen=True)
+class Options:
+    """Validated, normalised RankSEG settings."""
+
+    metric: str
+    smooth: float
+    output_mode: str
+    solver: str
+    pruning_prob: float
+    unassigned_policy: str = "max_score"
+    void_index: int = 255
+    eps: float = 1e-4
+
+
+def allowed_solver_params(solver: str, output_mode: str) -> tuple[str, ...]:
+    if solver == "RMA" and output_mode == "multiclass":
+        return ("unassigned_policy", "void_index")
+    if solver in ("BA", "TRNA", "BA+TRNA"):
+        return ("eps",)
+    return ()
+
+
+def parse_options(metric, smooth, output_mode, solver, pruning_prob, solver_params: dict) -> Options:
+    metric = METRICS[_choice("metric", metric, ("dice", "iou", "acc", "accuracy"))]
+    output_mode = _choice("output_mode", output_mode, OUTPUT_MODES)
+    solver = _choice("solver", solver, SOLVERS)
+    smooth = _real("smooth", smooth, 0.0, math.inf, open_high=True)
+    pruning_prob = _real("pruning_prob", pruning_prob, 0.0, 1.0)
+
+    supported = SUPPORTED_SOLVERS[(metric, output_mode)]
+    if solver not in supported:
+        raise ValueError(
+            f"solver={solver!r} does not support metric={metric!r} with output_mode={output_mode!r}; "
+            f"supported solvers: {_quoted(supported)}"
+        )
+
+    allowed = allowed_solver_params(solver, output_mode)
+    unknown = sorted(set(solver_params) - set(allowed))
+    if unknown:
+        raise TypeError(
+            f"unexpected solver parameter(s) {_quoted(unknown)} for solver={solver!r} with "
+            f"output_mode={output_mode!r}; allowed: {_quoted(allowed) if allowed else 'none'}"
+        )
+
+    extra = {}
+    if "unassigned_policy" in solver_params:
+        extra["unassigned_policy"] = _choice(
+            "unassigned_policy", solver_params["unassigned_policy"], UNASSIGNED_POLICIES
+        )
+    if "void_index" in solver_params:
+        if extra.get("unassigned_policy", "max_score") != "void":
+            raise ValueError("void_index is only used with unassigned_policy='void'; pass both or neither")
+        extra["void_index"] = _integer("void_index", solver_params["void_index"])
+    if "eps" in solver_params:
+        extra["eps"] = _real("eps", solver_params["eps"], 0.0, 1.0, open_low=True, open_high=True)
+
+    if solver in NOT_YET_BUILT:
+        raise NotImplementedError(
+            f"solver={solver!r} is not available in this version of rankseg; use solver='RMA' for "
+            f"metric={metric!r}"
+        )
+    return Options(metric, smooth, output_mode, solver, pruning_prob, **extra)
+
+
+def check_probs(probs: object) -> None:
+    """Checks type, dtype, device and shape; values are checked where they are read."""
+    if not isinstance(probs, torch.Tensor):
+        raise TypeError(f"probs must be a torch.Tensor of shape (B, C, *spatial), got {type(probs).__name__}")
+    if probs.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"probs must be float16, bfloat16, float32 or float64, got {probs.dtype}")
+    if probs.device.type not in ("cpu", "cuda", "meta"):
+        raise ValueError(f"probs must be on a CPU or CUDA device, got {probs.device}")
+    shape = tuple(probs.shape)
+    if probs.dim() < 3:
+        raise ValueError(
+            f"probs must have shape (B, C, *spatial) with at least one spatial dim, got shape {shape}"
+        )
+    if shape[1] < 1 or any(s < 1 for s in shape[2:]):
+        raise ValueError(f"probs must have C >= 1 and every spatial size >= 1, got shape {shape}")
+
+
+def check_values(probs: torch.Tensor) -> None:
+    """Values must be finite and in [0, 1] (for solvers that do not check them in the compiled core)."""
+    if probs.numel() and not bool(((probs >= 0) & (probs <= 1)).all()):
+        raise ValueError("probs must contain only finite values in [0, 1]; found NaN, infinity or a value outside")

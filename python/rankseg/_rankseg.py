@@ -1,0 +1,104 @@
+"""The RankSEG predictor: turns segmentation probabilities into masks that maximise expected Dice or IoU."""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+
+from . import _ops
+from ._options import Options, check_probs, check_values, parse_options
+
+
+class RankSEG:
+    """Masks that maximise the expected Dice or IoU under the given probabilities (RankSEG).
+
+    Args:
+        metric: ``"dice"``, ``"iou"`` or ``"acc"`` (also ``"accuracy"``); case-insensitive.
+        smooth: Smoothing constant ``s >= 0`` of the Dice/IoU being optimised.
+        output_mode: ``"multiclass"`` returns one label per pixel, int64 ``(B, *spatial)``;
+            ``"multilabel"`` returns one mask per class, bool ``(B, C, *spatial)``.
+        solver: ``"RMA"`` (Dice and IoU), ``"argmax"`` or ``"TR"`` (accuracy; TR thresholds at 0.5).
+            ``"BA"``, ``"TRNA"``, ``"BA+TRNA"`` and ``"exact"`` are not available yet.
+        pruning_prob: A class whose largest probability in an image is ``<= pruning_prob`` gets an empty
+            mask in that image (Dice/IoU).
+        **solver_params: For RMA with ``output_mode="multiclass"``: ``unassigned_policy`` (``"max_score"``,
+            the default, gives a pixel no class selected to the best active class; ``"void"`` labels it
+            ``void_index``, default 255, which must lie outside ``[0, C)``).
+
+    Ties: within one class the smallest optimal volume wins, and a cut never splits equal probabilities;
+    a pixel claimed by several classes goes to the largest incremental score, the lowest class index on ties.
+
+    Example:
+        >>> probs = torch.softmax(torch.randn(2, 5, 64, 64), dim=1)
+        >>> RankSEG(metric="dice")(probs).shape
+        torch.Size([2, 64, 64])
+    """
+
+    def __init__(
+        self,
+        metric: str = "dice",
+        smooth: float = 0.0,
+        output_mode: str = "multiclass",
+        solver: str = "RMA",
+        pruning_prob: float = 0.5,
+        **solver_params,
+    ) -> None:
+        self.options: Options = parse_options(metric, smooth, output_mode, solver, pruning_prob, solver_params)
+        if self.options.solver == "argmax" and self.options.output_mode == "multilabel":
+            warnings.warn(
+                "solver='argmax' with output_mode='multilabel' returns one-hot masks of the argmax labels",
+                UserWarning,
+                stacklevel=2,
+            )
+
+    def predict(self, probs: torch.Tensor) -> torch.Tensor:
+        """Predicts masks from probabilities ``probs`` of shape ``(B, C, *spatial)``.
+
+        ``probs`` may be float16, bfloat16, float32 or float64, on CPU or CUDA, and non-contiguous; its
+        values must be finite and in ``[0, 1]``. It is never modified and no gradient is recorded.
+
+        Returns:
+            int64 ``(B, *spatial)`` labels for ``"multiclass"``, bool ``(B, C, *spatial)`` for
+            ``"multilabel"``, on the device of ``probs``.
+        """
+        check_probs(probs)
+        o = self.options
+        classes = probs.shape[1]
+        if o.output_mode == "multiclass" and classes == 1:
+            raise ValueError(
+                "output_mode='multiclass' needs at least 2 classes, got probs with C = 1; use "
+                "output_mode='multilabel' or give two channels (background, foreground)"
+            )
+        if o.unassigned_policy == "void" and 0 <= o.void_index < classes:
+            raise ValueError(f"void_index must lie outside [0, C) = [0, {classes}), got {o.void_index}")
+
+        probs = probs.detach()
+        with torch.no_grad():
+            if o.solver == "RMA" and o.output_mode == "multiclass":
+                return _ops.rma_multiclass(
+                    probs, o.metric, o.smooth, o.pruning_prob, o.unassigned_policy, o.void_index
+                )
+            if o.solver == "RMA":
+                return _ops.rma_multilabel(probs, o.metric, o.smooth, o.pruning_prob)
+            check_values(probs)
+            if o.solver == "TR":
+                return probs > 0.5
+            labels = probs.argmax(dim=1)
+            if o.output_mode == "multiclass":
+                return labels
+            return torch.nn.functional.one_hot(labels, classes).movedim(-1, 1).bool()
+
+    __call__ = predict
+
+    def __repr__(self) -> str:
+        o = self.options
+        extra = ""
+        if o.solver == "RMA" and o.output_mode == "multiclass":
+            extra = f", unassigned_policy={o.unassigned_policy!r}"
+            if o.unassigned_policy == "void":
+                extra += f", void_index={o.void_index}"
+        return (
+            f"RankSEG(metric={o.metric!r}, smooth={o.smooth}, output_mode={o.output_mode!r}, "
+            f"solver={o.solver!r}, pruning_prob={o.pruning_prob}{extra})"
+        )
