@@ -1,0 +1,212 @@
+"""The public surface: argument parsing, error paths (type, and a message naming the argument), outputs."""
+
+from __future__ import annotations
+
+import math
+import re
+
+import numpy as np
+import pytest
+import torch
+
+import rankseg
+from rankseg import RankSEG, _C
+
+PROBS = torch.softmax(torch.randn(2, 3, 8, 9, generator=torch.Generator().manual_seed(0)), dim=1)
+
+
+def test_public_names():
+    assert rankseg.functional.rankseg is rankseg.rankseg
+    assert isinstance(rankseg.__version__, str)
+    assert _C.__file__.endswith((".so", ".pyd"))  # a native extension, not Python
+
+
+def test_functional_equals_class():
+    ours = RankSEG(metric="iou", smooth=0.5, pruning_prob=0.2)
+    assert torch.equal(ours(PROBS), rankseg.rankseg(PROBS, metric="iou", smooth=0.5, pruning_prob=0.2))
+    assert torch.equal(ours.predict(PROBS), ours(PROBS))
+
+
+def test_strings_are_case_insensitive_and_stripped():
+    a = RankSEG(metric=" DICE ", output_mode="MultiLabel", solver="rma ")
+    b = RankSEG(metric="dice", output_mode="multilabel", solver="RMA")
+    assert a.options == b.options
+    assert RankSEG(metric="Accuracy", solver="ARGMAX").options.metric == "acc"
+
+
+def test_repr_shows_settings():
+    text = repr(RankSEG(metric="iou", unassigned_policy="void", void_index=-1))
+    assert "metric='iou'" in text and "void_index=-1" in text
+
+
+@pytest.mark.parametrize("mode", ["multiclass", "multilabel"])
+def test_accuracy_solvers(mode):
+    if mode == "multilabel":
+        with pytest.warns(UserWarning, match="one-hot"):
+            out = rankseg.rankseg(PROBS, metric="acc", output_mode=mode, solver="argmax")
+        assert torch.equal(out, torch.nn.functional.one_hot(PROBS.argmax(1), 3).movedim(-1, 1).bool())
+        assert torch.equal(rankseg.rankseg(PROBS, metric="acc", output_mode=mode, solver="TR"), PROBS > 0.5)
+    else:
+        assert torch.equal(rankseg.rankseg(PROBS, metric="acc", solver="argmax"), PROBS.argmax(1))
+
+
+def test_no_gradient_is_recorded():
+    probs = PROBS.clone().requires_grad_(True)
+    out = rankseg.rankseg(probs)
+    assert not out.requires_grad and probs.grad is None
+
+
+def test_inference_mode():
+    with torch.inference_mode():
+        probs = PROBS.clone()
+        assert torch.equal(rankseg.rankseg(probs), rankseg.rankseg(PROBS))
+
+
+def raises(exc, *names):
+    """pytest.raises whose message must mention every name."""
+    return pytest.raises(exc, match="(?s)" + "".join(f"(?=.*{re.escape(n)})" for n in names))
+
+
+@pytest.mark.parametrize(
+    "probs,exc,names",
+    [
+        (PROBS.numpy(), TypeError, ["probs", "torch.Tensor"]),
+        ([[[0.5]]], TypeError, ["probs"]),
+        (PROBS.to(torch.int64), TypeError, ["probs", "int64"]),
+        (PROBS.to(torch.complex64), TypeError, ["probs", "complex64"]),
+        (torch.rand(3, 4), ValueError, ["probs", "(3, 4)"]),
+        (torch.rand(2, 0, 4), ValueError, ["probs", "C >= 1"]),
+        (torch.rand(2, 3, 0, 4), ValueError, ["probs", "spatial"]),
+    ],
+)
+def test_probs_type_and_shape_errors(probs, exc, names):
+    with raises(exc, *names):
+        rankseg.rankseg(probs, output_mode="multilabel")
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf, -0.1, 1.5])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {},
+        {"output_mode": "multilabel"},
+        {"metric": "iou"},
+        {"metric": "acc", "solver": "argmax"},
+        {"metric": "acc", "solver": "TR", "output_mode": "multilabel"},
+    ],
+)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+def test_probs_value_errors(bad, kwargs, dtype):
+    probs = PROBS.clone().to(dtype)
+    probs[1, 2, 3, 4] = bad
+    before = probs.clone()
+    with raises(ValueError, "probs", "[0, 1]"):
+        rankseg.rankseg(probs, **kwargs)
+    assert torch.equal(probs.nan_to_num(), before.nan_to_num())
+
+
+@pytest.mark.parametrize(
+    "kwargs,exc,names",
+    [
+        ({"metric": 3}, TypeError, ["metric", "int"]),
+        ({"metric": "f1"}, ValueError, ["metric", "'f1'", "'dice'"]),
+        ({"output_mode": None}, TypeError, ["output_mode"]),
+        ({"output_mode": "binary"}, ValueError, ["output_mode", "'multilabel'"]),
+        ({"solver": ["RMA"]}, TypeError, ["solver"]),
+        ({"solver": "sort"}, ValueError, ["solver", "'RMA'"]),
+        ({"smooth": -1.0}, ValueError, ["smooth", "-1.0"]),
+        ({"smooth": math.nan}, ValueError, ["smooth"]),
+        ({"smooth": math.inf}, ValueError, ["smooth"]),
+        ({"smooth": "1"}, TypeError, ["smooth", "str"]),
+        ({"smooth": True}, TypeError, ["smooth", "bool"]),
+        ({"pruning_prob": 1.5}, ValueError, ["pruning_prob", "[0, 1]"]),
+        ({"pruning_prob": -0.1}, ValueError, ["pruning_prob"]),
+        ({"pruning_prob": math.nan}, ValueError, ["pruning_prob"]),
+        ({"pruning_prob": torch.tensor(0.5)}, TypeError, ["pruning_prob", "Tensor"]),
+        ({"metric": "dice", "solver": "TR"}, ValueError, ["'TR'", "supported solvers", "'RMA'"]),
+        ({"metric": "iou", "output_mode": "multilabel", "solver": "BA"}, ValueError, ["'BA'", "'RMA'"]),
+        ({"metric": "acc"}, ValueError, ["'RMA'", "'argmax'"]),
+        ({"metric": "acc", "solver": "TR"}, ValueError, ["'TR'", "multiclass", "'argmax'"]),
+        ({"solver": "BA"}, ValueError, ["'BA'", "multiclass", "'RMA'"]),
+        ({"foo": 1}, TypeError, ["'foo'", "'unassigned_policy'", "'void_index'"]),
+        ({"output_mode": "multilabel", "unassigned_policy": "void"}, TypeError, ["'unassigned_policy'", "none"]),
+        ({"unassigned_policy": "drop"}, ValueError, ["unassigned_policy", "'void'"]),
+        ({"unassigned_policy": 0}, TypeError, ["unassigned_policy"]),
+        ({"void_index": 3}, ValueError, ["void_index", "unassigned_policy='void'"]),
+        ({"unassigned_policy": "void", "void_index": 2.0}, TypeError, ["void_index", "float"]),
+        ({"unassigned_policy": "void", "void_index": True}, TypeError, ["void_index", "bool"]),
+        ({"unassigned_policy": "void", "void_index": 2**63}, ValueError, ["void_index", "int64"]),
+        ({"output_mode": "multilabel", "solver": "BA", "eps": 0.0}, ValueError, ["eps", "(0, 1)"]),
+        ({"output_mode": "multilabel", "solver": "BA", "eps": "x"}, TypeError, ["eps"]),
+        ({"output_mode": "multilabel", "solver": "TRNA", "void_index": 1}, TypeError, ["'void_index'", "'eps'"]),
+    ],
+)
+def test_argument_errors(kwargs, exc, names):
+    with raises(exc, *names):
+        RankSEG(**kwargs)
+
+
+@pytest.mark.parametrize("solver", ["BA", "TRNA", "BA+TRNA", "exact"])
+def test_unbuilt_solvers_say_so(solver):
+    with raises(NotImplementedError, repr(solver), "'RMA'"):
+        RankSEG(output_mode="multilabel", solver=solver)
+
+
+def test_multiclass_needs_two_classes():
+    with raises(ValueError, "output_mode='multiclass'", "C = 1", "multilabel"):
+        rankseg.rankseg(torch.rand(2, 1, 5, 5))
+
+
+@pytest.mark.parametrize("void_index", [0, 2])
+def test_void_index_inside_classes(void_index):
+    with raises(ValueError, "void_index", "[0, 3)"):
+        rankseg.rankseg(PROBS, unassigned_policy="void", void_index=void_index)
+
+
+def test_numpy_scalars_are_accepted():
+    a = rankseg.rankseg(PROBS, smooth=np.float32(0.5), pruning_prob=np.float64(0.25))
+    assert torch.equal(a, rankseg.rankseg(PROBS, smooth=0.5, pruning_prob=0.25))
+
+
+def describe(t, **override):
+    d = {"ptr": t.data_ptr(), "dtype": 0, "device": "cpu", "sizes": tuple(t.shape), "strides": tuple(t.stride())}
+    d.update(override)
+    return tuple(d.values())
+
+
+@pytest.mark.parametrize(
+    "probs_override,out_override,message",
+    [
+        ({"device": "cuda"}, {}, "CPU tensor"),
+        ({"sizes": (2, 3, 8, 9), "strides": (216, 72, 9, 1)}, {}, "3-D"),
+        ({"dtype": 9}, {}, "float16"),
+        ({"strides": (216, 72, -1)}, {}, "non-negative"),
+        ({"sizes": (2, 0, 72), "strides": (0, 72, 1)}, {}, "C >= 1"),
+        ({}, {"dtype": 5}, "dtype"),
+        ({}, {"sizes": (2, 3, 71)}, "shape"),
+        ({}, {"strides": (1, 2, 6)}, "contiguous"),
+        ({}, {"ptr": 0}, "null"),
+    ],
+)
+def test_compiled_core_checks_what_it_is_given(probs_override, out_override, message):
+    x = PROBS.reshape(2, 3, 72).contiguous()
+    out = torch.empty(2, 3, 72, dtype=torch.bool)
+    out_d = describe(out, **{"dtype": 4, **out_override})
+    with pytest.raises(ValueError, match=message):
+        _C.rma_multilabel(describe(x, **probs_override), out_d, 0, 0.0, 0.5, 1)
+
+
+def test_compiled_core_checks_options():
+    x = PROBS.reshape(2, 3, 72).contiguous()
+    out = torch.empty(2, 72, dtype=torch.int64)
+    args = (describe(x), describe(out, dtype=5))
+    with pytest.raises(ValueError, match="smooth"):
+        _C.rma_multiclass(*args, 0, -1.0, 0.5, 0, 255, 1)
+    with pytest.raises(ValueError, match="pruning_prob"):
+        _C.rma_multiclass(*args, 0, 0.0, 2.0, 0, 255, 1)
+    with pytest.raises(ValueError, match="void_index"):
+        _C.rma_multiclass(*args, 0, 0.0, 0.5, 1, 1, 1)
+    with pytest.raises(ValueError, match="metric"):
+        _C.rma_multiclass(*args, 7, 0.0, 0.5, 0, 255, 1)
+    with pytest.raises(ValueError, match="num_threads"):
+        _C.rma_multiclass(*args, 0, 0.0, 0.5, 0, 255, 0)

@@ -1,0 +1,178 @@
+"""The compiled RMA kernels against the sorted float64 reference (tests/reference.py)."""
+
+from __future__ import annotations
+
+
+import pytest
+import torch
+from conftest import DTYPES, KINDS, LAYOUTS, as_bcn, assert_labels_optimal, assert_masks_optimal, make_probs
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import rankseg
+
+shapes = st.tuples(
+    st.integers(0, 3),  # B
+    st.integers(1, 5),  # C
+    st.lists(st.integers(1, 9), min_size=1, max_size=3),  # spatial
+).map(lambda t: (t[0], t[1], *t[2]))
+
+cases = st.fixed_dictionaries(
+    {
+        "shape": shapes,
+        "kind": st.sampled_from(KINDS),
+        "seed": st.integers(0, 2**31 - 1),
+        "dtype": st.sampled_from(DTYPES),
+        "layout": st.sampled_from(LAYOUTS),
+        "metric": st.sampled_from(["dice", "iou"]),
+        "smooth": st.sampled_from([0.0, 0.0, 1e-6, 0.5, 1.0, 100.0]),
+        "pruning_prob": st.sampled_from([0.0, 0.25, 0.5, 0.5, 1.0]),
+    }
+)
+
+
+def active_flags(probs, pruning_prob):
+    p = as_bcn(probs).to(torch.float64)
+    if p.shape[0] == 0:
+        return torch.zeros(p.shape[:2], dtype=torch.bool)
+    return p.amax(2) > pruning_prob
+
+
+@settings(max_examples=300, deadline=None)
+@given(cases)
+def test_multilabel_matches_reference(case):
+    probs = make_probs(case["kind"], case["shape"], case["seed"], case["dtype"], case["layout"])
+    masks = rankseg.rankseg(probs, case["metric"], case["smooth"], "multilabel", pruning_prob=case["pruning_prob"])
+    assert masks.shape == probs.shape and masks.dtype == torch.bool
+    assert_masks_optimal(probs, masks, case["metric"], case["smooth"], case["pruning_prob"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(cases.filter(lambda c: c["shape"][1] >= 2), st.sampled_from(["max_score", "void"]), st.sampled_from([255, -1, 7]))
+def test_multiclass_matches_reference(case, policy, void_index):
+    probs = make_probs(case["kind"], case["shape"], case["seed"], case["dtype"], case["layout"])
+    common = dict(metric=case["metric"], smooth=case["smooth"], pruning_prob=case["pruning_prob"])
+    extra = {"unassigned_policy": policy, "void_index": void_index} if policy == "void" else {}
+    labels = rankseg.rankseg(probs, output_mode="multiclass", **common, **extra)
+    assert labels.shape == (probs.shape[0], *probs.shape[2:]) and labels.dtype == torch.int64
+    masks = rankseg.rankseg(probs, output_mode="multilabel", **common)
+    assert_masks_optimal(probs, masks, case["metric"], case["smooth"], case["pruning_prob"])
+    assert_labels_optimal(
+        probs, labels, masks, active_flags(probs, case["pruning_prob"]), case["metric"], case["smooth"], policy, void_index
+    )
+
+
+@pytest.mark.parametrize("kind", ["uniform", "fields", "softmax"])
+@pytest.mark.parametrize("metric,smooth", [("dice", 0.0), ("dice", 1.0), ("iou", 0.0), ("iou", 1.0)])
+def test_large_images(kind, metric, smooth):
+    """Hundreds of thousands of pixels per class: many pixels share each histogram bin."""
+    probs = make_probs(kind, (2, 4, 256, 320), seed=7, dtype=torch.float32)
+    masks = rankseg.rankseg(probs, metric, smooth, "multilabel", pruning_prob=0.0)
+    assert_masks_optimal(probs, masks, metric, smooth, 0.0)
+    labels = rankseg.rankseg(probs, metric, smooth, "multiclass", pruning_prob=0.0)
+    assert_labels_optimal(probs, labels, masks, active_flags(probs, 0.0), metric, smooth)
+
+
+def test_concentrated_values_in_one_bin():
+    """All probabilities inside one histogram bin: the refinement must sort it exactly."""
+    g = torch.Generator().manual_seed(3)
+    probs = (0.3 + torch.rand(1, 2, 50_000, generator=g, dtype=torch.float64) * 1e-5).to(torch.float32)
+    masks = rankseg.rankseg(probs, output_mode="multilabel", pruning_prob=0.0)
+    assert_masks_optimal(probs, masks, "dice", 0.0, 0.0)
+
+
+def test_few_huge_classes_use_chunks(threads):
+    """One class of more than one chunk (2**20 pixels) is split across threads; results must not change."""
+    probs = make_probs("fields", (1, 2, 3 * 2**20 + 17), seed=11)
+    torch.set_num_threads(2)
+    two = rankseg.rankseg(probs, output_mode="multilabel", pruning_prob=0.0)
+    torch.set_num_threads(1)
+    one = rankseg.rankseg(probs, output_mode="multilabel", pruning_prob=0.0)
+    assert torch.equal(one, two)
+    assert_masks_optimal(probs, two, "dice", 0.0, 0.0)
+
+
+@pytest.mark.parametrize("mode", ["multiclass", "multilabel"])
+def test_thread_count_does_not_change_results(threads, mode):
+    probs = make_probs("fields", (3, 6, 70, 90), seed=5)
+    torch.set_num_threads(1)
+    one = rankseg.rankseg(probs, output_mode=mode, pruning_prob=0.1)
+    torch.set_num_threads(2)
+    assert torch.equal(one, rankseg.rankseg(probs, output_mode=mode, pruning_prob=0.1))
+
+
+@pytest.mark.parametrize("spatial", [(37,), (5, 6, 7), (2, 3, 4, 5)])
+def test_any_number_of_spatial_dims(spatial):
+    probs = make_probs("softmax", (2, 3, *spatial), seed=1)
+    labels = rankseg.rankseg(probs)
+    assert labels.shape == (2, *spatial)
+    flat = rankseg.rankseg(probs.reshape(2, 3, -1))
+    assert torch.equal(labels.reshape(2, -1), flat)
+
+
+@pytest.mark.parametrize("mode", ["multiclass", "multilabel"])
+def test_empty_batch(mode):
+    probs = torch.rand(0, 3, 4, 5)
+    out = rankseg.rankseg(probs, output_mode=mode)
+    assert out.shape == ((0, 4, 5) if mode == "multiclass" else (0, 3, 4, 5))
+
+
+def test_single_pixel_and_single_class():
+    assert rankseg.rankseg(torch.tensor([[[0.7]]]), output_mode="multilabel").tolist() == [[[True]]]
+    assert rankseg.rankseg(torch.tensor([[[0.4]]]), output_mode="multilabel").tolist() == [[[False]]]  # pruned
+    assert rankseg.rankseg(torch.tensor([[[0.4]]]), output_mode="multilabel", pruning_prob=0.0).tolist() == [[[True]]]
+
+
+def test_all_zero_and_all_one_classes():
+    probs = torch.stack([torch.zeros(10), torch.ones(10), torch.full((10,), 0.5)]).unsqueeze(0)
+    masks = rankseg.rankseg(probs, output_mode="multilabel", pruning_prob=0.0)
+    assert masks[0, 0].sum() == 0 and masks[0, 1].all()
+    assert_masks_optimal(probs, masks, "dice", 0.0, 0.0)
+
+
+@pytest.mark.parametrize("mode", ["multiclass", "multilabel"])
+def test_input_is_not_modified(mode):
+    probs = make_probs("fields", (2, 4, 33, 35), seed=2, layout="channels_last")
+    before = probs.clone()
+    rankseg.rankseg(probs, output_mode=mode)
+    assert torch.equal(probs, before) and probs.stride() == before.stride()
+
+
+def test_expanded_input_with_zero_strides():
+    probs = torch.tensor([0.2, 0.7, 0.1]).reshape(1, 3, 1, 1).expand(2, 3, 40, 50)
+    labels = rankseg.rankseg(probs)
+    assert (labels == 1).all()
+
+
+@pytest.mark.slow
+def test_more_than_2_31_pixels():
+    """2**31 + 3 float16 pixels in one class; checked against block-end scores from exact value counts."""
+    n = 2**31 + 3
+    g = torch.Generator().manual_seed(0)
+    probs = torch.rand(1, 1, n, generator=g, dtype=torch.float16)
+    masks = rankseg.rankseg(probs, output_mode="multilabel", pruning_prob=0.0)
+    counts = torch.bincount(probs.view(torch.int16).reshape(-1).to(torch.int32), minlength=2**15)
+    values = torch.arange(2**15, dtype=torch.int16).view(torch.float16).to(torch.float64)
+    order = torch.argsort(values, descending=True)
+    cnt, val = counts[order].to(torch.float64), values[order]
+    keep = cnt > 0
+    cnt, val = cnt[keep], val[keep]
+    tau, sel = torch.cumsum(cnt, 0), torch.cumsum(cnt * val, 0)
+    mu = sel[-1]
+    scores = 2 * sel / (mu + tau + 1)
+    best = int(torch.argmax(scores))
+    assert int(masks.sum()) == int(tau[best])
+    threshold = val[best].item()
+    assert bool((masks[0, 0] == (probs[0, 0] >= threshold)).all())
+
+
+@pytest.mark.parametrize("metric,smooth", [("dice", 0.0), ("dice", 2.0), ("iou", 0.0)])
+@pytest.mark.parametrize("policy", ["max_score", "void"])
+def test_equal_gains_go_to_the_lowest_class(metric, smooth, policy):
+    """Classes 1 and 3 are identical, so every pixel they contest (or both could take) is an exact tie."""
+    x = make_probs("fields", (1, 1, 40, 50), seed=9, dtype=torch.float64)[0, 0] * 0.6 + 0.2
+    probs = torch.stack([1 - x, x, torch.full_like(x, 0.05), x]).unsqueeze(0)
+    extra = {"unassigned_policy": policy} if policy == "void" else {}
+    labels = rankseg.rankseg(probs, metric, smooth, pruning_prob=0.0, **extra)
+    assert (labels == 1).any()
+    assert not (labels == 3).any()
