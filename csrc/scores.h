@@ -27,6 +27,14 @@ struct VolumeScore {
     return (selected + smooth) / (mu - selected + volume + smooth);
   }
 
+  // Dice with s = 0 and IoU are ratios of sums over the selected pixels, so a pixel raises a mask's score v
+  // exactly when its probability exceeds pixel_threshold(v); the optimal mask is {p > pixel_threshold(v*)}.
+  // Because v* <= 1, that threshold is <= 1/2: every p > 1/2 is always selected.
+  RANKSEG_HOST_DEVICE bool threshold_form() const { return metric == Metric::iou || smooth == 0.0; }
+  RANKSEG_HOST_DEVICE double pixel_threshold(double value) const {
+    return metric == Metric::dice ? value / 2.0 : value / (1.0 + value);
+  }
+
   // Score of the empty mask: s / (mu + s), and 0 when both are 0.
   RANKSEG_HOST_DEVICE double empty() const {
     const double denominator = mu + smooth;

@@ -19,16 +19,13 @@ inline float bits_to_float(uint32_t bits) {
 
 inline float to_value(BFloat16 x) { return bits_to_float(uint32_t(x.bits) << 16); }
 
+// Branch-free: the 15 magnitude bits shifted into float position and rescaled by 2^112 are exact for normal
+// and subnormal halves; exponent 31 (inf/NaN) is patched to float's.
 inline float to_value(Half x) {
-  const uint32_t sign = uint32_t(x.bits & 0x8000u) << 16;
-  const uint32_t exponent = (x.bits >> 10) & 0x1fu;
-  const uint32_t mantissa = x.bits & 0x3ffu;
-  if (exponent == 0) {  // zero or subnormal: mantissa * 2^-24, exact in float
-    const float magnitude = float(mantissa) * 5.9604644775390625e-8f;
-    return sign ? -magnitude : magnitude;
-  }
-  if (exponent == 31) return bits_to_float(sign | 0x7f800000u | (mantissa << 13));  // inf / NaN
-  return bits_to_float(sign | ((exponent + 112u) << 23) | (mantissa << 13));
+  const uint32_t magnitude = uint32_t(x.bits & 0x7fffu) << 13;
+  const float value = (x.bits & 0x7c00u) == 0x7c00u ? bits_to_float(magnitude | 0x7f800000u)
+                                                    : bits_to_float(magnitude) * 0x1p112f;
+  return (x.bits & 0x8000u) ? -value : value;
 }
 
 inline float to_value(float x) { return x; }

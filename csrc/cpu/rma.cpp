@@ -48,9 +48,8 @@ std::vector<ClassCut> solve_all(const ProbsView& v, const RmaOptions& o, bool* m
   };
   auto write_mask = [&](int64_t s, int64_t begin, int64_t end) {
     const Pixels<S> px = pixels(s);
-    const V threshold = V(cuts[size_t(s)].threshold);
-    bool* out = mask + s * v.pixels;
-    for (int64_t i = begin; i < end; ++i) out[i] = px[i] >= threshold;
+    cpu::write_mask(px.data + begin * px.stride, px.stride, end - begin, cuts[size_t(s)].threshold,
+                    mask + s * v.pixels + begin);
   };
 
   const bool per_class = slabs >= o.num_threads || v.pixels <= cpu::kChunk;

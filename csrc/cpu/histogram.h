@@ -1,0 +1,61 @@
+// A histogram of probabilities on a fixed grid of [0, 1]: count and sum per bin.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
+#include "pixels.h"
+
+namespace rankseg::cpu {
+
+// A power of two, so v * kBins is exact and bin k holds exactly the values in [k, k + 1) / kBins.
+constexpr int kBins = 4096;
+
+struct Histogram {
+  std::vector<int64_t> count = std::vector<int64_t>(kBins);
+  std::vector<double> sum = std::vector<double>(kBins);
+
+  void clear() {
+    std::fill(count.begin(), count.end(), 0);
+    std::fill(sum.begin(), sum.end(), 0.0);
+  }
+  void add(const Histogram& other) {
+    for (int k = 0; k < kBins; ++k) {
+      count[k] += other.count[k];
+      sum[k] += other.sum[k];
+    }
+  }
+};
+
+// Values must already be known to lie in [0, 1].
+template <class V>
+inline int bin_of(V v) {
+  const int k = int(v * V(kBins));
+  return k < kBins - 1 ? k : kBins - 1;
+}
+
+template <class S>
+void accumulate_histogram(const Pixels<S>& px, Histogram& h) {
+  for (int64_t i = 0; i < px.count; ++i) {
+    const auto v = px[i];
+    const int k = bin_of(v);
+    h.count[k] += 1;
+    h.sum[k] += v;
+  }
+}
+
+// Visits the non-empty bins from the highest down, with the volume and sum of everything above each.
+template <class F>
+void for_each_bin_desc(const Histogram& h, F&& visit) {
+  int64_t above = 0;
+  double above_sum = 0.0;
+  for (int k = kBins - 1; k >= 0; --k) {
+    if (h.count[k] == 0) continue;
+    visit(k, above, above_sum);
+    above += h.count[k];
+    above_sum += h.sum[k];
+  }
+}
+
+}  // namespace rankseg::cpu

@@ -1,0 +1,28 @@
+// A strided run of one class's probabilities, split into fixed chunks.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+
+#include "load.h"
+
+namespace rankseg::cpu {
+
+// Every sum is formed per chunk and chunks are merged in order, so results never depend on the thread count.
+constexpr int64_t kChunk = int64_t(1) << 20;
+
+template <class S>
+struct Pixels {
+  const S* data;
+  int64_t stride;
+  int64_t count;
+
+  value_t<S> operator[](int64_t i) const { return to_value(data[i * stride]); }
+  int64_t chunks() const { return (count + kChunk - 1) / kChunk; }
+  Pixels chunk(int64_t j) const {
+    const int64_t begin = j * kChunk;
+    return {data + begin * stride, stride, std::min(kChunk, count - begin)};
+  }
+};
+
+}  // namespace rankseg::cpu
