@@ -68,38 +68,50 @@ V smallest_above(double t) {
   return double(v) > t ? v : std::nextafter(v, std::numeric_limits<V>::infinity());
 }
 
+// Writes mask[i] = p[i] >= threshold for the whole class.
+template <class S>
+void write_class_mask(const Pixels<S>& px, double threshold, bool parallel, int threads, bool* mask) {
+  for_each_chunk(px.chunks(), parallel, threads, [&](int64_t j) {
+    const Pixels<S> c = px.chunk(j);
+    write_mask(c.data, c.stride, c.count, threshold, mask + j * kChunk);
+  });
+}
+
 // Dinkelbach: from a mask of score l, the mask {p > pixel_threshold(l)} scores at least as well, and strictly
 // better unless l is optimal. Scores rise and masks shrink at every step, so it ends; the first mask that
-// does not improve is the smallest optimal one.
+// does not improve is the smallest optimal one. The level sets of the first pass give the starting mask;
+// each step also writes its mask (when asked), so the last step's mask is already the answer.
 template <class S>
 void solve_by_threshold(const Pixels<S>& px, const Moments& m, const VolumeScore& score, bool parallel,
-                        int threads, Best& best) {
+                        int threads, Best& best, bool* mask) {
   using V = value_t<S>;
-  if (m.above_count > 0)  // every p > 1/2 is selected: a good first mask
-    best.offer(score(m.above_sum, double(m.above_count)), m.above_count, m.above_sum, smallest_above<V>(0.5));
+  for (int k = 0; k < kLevels; ++k) {
+    if (m.above_count[k] > 0)
+      best.offer(score(m.above_sum[k], double(m.above_count[k])), m.above_count[k], m.above_sum[k],
+                 smallest_above<V>(kLevel[k]));
+  }
   const int64_t chunks = px.chunks();
-  std::vector<int64_t> counts(static_cast<size_t>(chunks));
-  std::vector<double> sums(static_cast<size_t>(chunks));
+  std::vector<UpperSet> parts(static_cast<size_t>(chunks));
+  int64_t written = -1;  // volume of the mask in `mask`
   for (int step = 0; step < 1000; ++step) {  // a safety net: each step removes at least one distinct value
     const V t = smallest_above<V>(score.pixel_threshold(best.score));
     for_each_chunk(chunks, parallel, threads, [&](int64_t j) {
       const Pixels<S> c = px.chunk(j);
-      count_sum_from(c.data, c.stride, c.count, double(t), counts[size_t(j)], sums[size_t(j)]);
+      parts[size_t(j)] = upper_set(c.data, c.stride, c.count, double(t), mask ? mask + j * kChunk : nullptr);
     });
-    int64_t count = 0;
-    double sum = 0.0;
-    for (int64_t j = 0; j < chunks; ++j) {
-      count += counts[size_t(j)];
-      sum += sums[size_t(j)];
-    }
-    if (count == 0) return;
-    const double s = score(sum, double(count));
-    if (!(s > best.score)) {
-      best.offer(s, count, sum, double(t));  // an equal score with fewer pixels still wins the tie
-      return;
-    }
-    best.offer(s, count, sum, double(t));
+    UpperSet u;
+    u.min = std::numeric_limits<double>::infinity();
+    for (const auto& part : parts) u.merge(part);
+    written = u.count;
+    if (u.count == 0) break;
+    const double s = score(u.sum, double(u.count));
+    const bool improved = s > best.score;
+    best.offer(s, u.count, u.sum, double(t));  // an equal score with fewer pixels still wins the tie
+    if (!improved) break;
+    // Every selected pixel clears the next threshold too: the next mask would be this one.
+    if (u.min >= double(smallest_above<V>(score.pixel_threshold(best.score)))) break;
   }
+  if (mask && written != best.volume) write_class_mask(px, best.threshold, parallel, threads, mask);
 }
 
 // Scores every bin boundary exactly (all pixels of a higher bin outrank every pixel of a lower one), then
@@ -197,10 +209,11 @@ void solve_by_histogram(const Pixels<S>& px, const VolumeScore& score, bool para
   refine_candidates(ws.values, ws.total, ws.candidate, score, best);
 }
 
-// Solves one (image, class). With `parallel` the chunk loops are shared by the team of threads (for few,
-// large classes); otherwise the caller is already running one class per thread.
+// Solves one (image, class), and writes its mask when `mask` is given. With `parallel` the chunk loops are
+// shared by the team of threads (for few, large classes); otherwise the caller runs one class per thread.
 template <class S>
-ClassCut solve_class(const Pixels<S>& px, const RmaOptions& options, Workspace<value_t<S>>& ws, bool parallel) {
+ClassCut solve_class(const Pixels<S>& px, const RmaOptions& options, Workspace<value_t<S>>& ws, bool parallel,
+                     bool* mask) {
   const int64_t chunks = px.chunks();
   const int threads = options.num_threads;
   const bool threshold_form = VolumeScore{options.metric, 0.0, options.smooth}.threshold_form();
@@ -208,7 +221,7 @@ ClassCut solve_class(const Pixels<S>& px, const RmaOptions& options, Workspace<v
   std::vector<Moments> moments(static_cast<size_t>(chunks));
   for_each_chunk(chunks, parallel, threads, [&](int64_t j) {
     const Pixels<S> c = px.chunk(j);
-    moments[size_t(j)] = scan_moments(c.data, c.stride, c.count, 0.5);
+    moments[size_t(j)] = scan_moments(c.data, c.stride, c.count);
   });
   Moments m;
   for (const auto& part : moments) m.merge(part);
@@ -218,14 +231,19 @@ ClassCut solve_class(const Pixels<S>& px, const RmaOptions& options, Workspace<v
   cut.max = m.max;
   cut.invalid = m.invalid;
   cut.active = !m.invalid && m.max > options.pruning_prob;
-  if (!cut.active) return cut;
+  if (cut.invalid) return cut;
+  if (!cut.active) {
+    if (mask) write_class_mask(px, cut.threshold, parallel, threads, mask);
+    return cut;
+  }
 
   const VolumeScore score{options.metric, cut.mu, options.smooth};
   Best best{score.empty()};
   if (threshold_form) {
-    solve_by_threshold(px, m, score, parallel, threads, best);
+    solve_by_threshold(px, m, score, parallel, threads, best, mask);
   } else {
     solve_by_histogram(px, score, parallel, threads, ws, best);
+    if (mask) write_class_mask(px, best.threshold, parallel, threads, mask);
   }
   cut.volume = best.volume;
   cut.selected = best.selected;

@@ -17,6 +17,7 @@ typedef double Double4 __attribute__((vector_size(32)));
 typedef int64_t Mask4 __attribute__((vector_size(32)));
 typedef float Float8 __attribute__((vector_size(32)));
 typedef uint32_t Bits8 __attribute__((vector_size(32)));
+typedef uint16_t Bits16x8 __attribute__((vector_size(16)));
 
 struct Eight {
   Double4 lo, hi;
@@ -66,9 +67,13 @@ template <class S>
     }
     return widen(f);
   } else {
-    Bits8 bits;
-    for (int l = 0; l < kLanes; ++l) bits[l] = p[l * stride].bits;
-    return widen(to_float8(bits, S{}));
+    Bits16x8 bits;
+    if (stride == 1) {
+      std::memcpy(&bits, p, sizeof bits);
+    } else {
+      for (int l = 0; l < kLanes; ++l) bits[l] = p[l * stride].bits;
+    }
+    return widen(to_float8(__builtin_convertvector(bits, Bits8), S{}));
   }
 }
 

@@ -46,11 +46,7 @@ std::vector<ClassCut> solve_all(const ProbsView& v, const RmaOptions& o, bool* m
   auto pixels = [&](int64_t s) {
     return Pixels<S>{data + (s / v.classes) * v.stride_b + (s % v.classes) * v.stride_c, v.stride_n, v.pixels};
   };
-  auto write_mask = [&](int64_t s, int64_t begin, int64_t end) {
-    const Pixels<S> px = pixels(s);
-    cpu::write_mask(px.data + begin * px.stride, px.stride, end - begin, cuts[size_t(s)].threshold,
-                    mask + s * v.pixels + begin);
-  };
+  auto mask_of = [&](int64_t s) { return mask ? mask + s * v.pixels : nullptr; };
 
   const bool per_class = slabs >= o.num_threads || v.pixels <= cpu::kChunk;
   if (per_class) {
@@ -58,20 +54,11 @@ std::vector<ClassCut> solve_all(const ProbsView& v, const RmaOptions& o, bool* m
     {
       cpu::Workspace<V> ws;
 #pragma omp for schedule(dynamic, 1)
-      for (int64_t s = 0; s < slabs; ++s) {
-        cuts[size_t(s)] = cpu::solve_class(pixels(s), o, ws, false);
-        if (mask && !cuts[size_t(s)].invalid) write_mask(s, 0, v.pixels);
-      }
+      for (int64_t s = 0; s < slabs; ++s) cuts[size_t(s)] = cpu::solve_class(pixels(s), o, ws, false, mask_of(s));
     }
   } else {
     cpu::Workspace<V> ws;
-    const int64_t chunks = pixels(0).chunks();
-    for (int64_t s = 0; s < slabs; ++s) {
-      cuts[size_t(s)] = cpu::solve_class(pixels(s), o, ws, true);
-      if (!mask || cuts[size_t(s)].invalid) continue;
-#pragma omp parallel for num_threads(o.num_threads) schedule(static)
-      for (int64_t j = 0; j < chunks; ++j) write_mask(s, j * cpu::kChunk, std::min(v.pixels, (j + 1) * cpu::kChunk));
-    }
+    for (int64_t s = 0; s < slabs; ++s) cuts[size_t(s)] = cpu::solve_class(pixels(s), o, ws, true, mask_of(s));
   }
 
   for (int64_t s = 0; s < slabs; ++s) {

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "lanes.h"
 
@@ -19,49 +20,65 @@ void Moments::merge(const Moments& other) {
   sum += other.sum;
   max = std::max(max, other.max);
   invalid = invalid || other.invalid;
-  above_count += other.above_count;
-  above_sum += other.above_sum;
+  for (int k = 0; k < kLevels; ++k) {
+    above_count[k] += other.above_count[k];
+    above_sum[k] += other.above_sum[k];
+  }
+}
+
+void UpperSet::merge(const UpperSet& other) {
+  count += other.count;
+  sum += other.sum;
+  min = std::min(min, other.min);
 }
 
 namespace {
 
+constexpr double kInf = std::numeric_limits<double>::infinity();
+
 // Invalid values cost nothing extra: NaN poisons the sum, infinities and out-of-range values the extremes.
 template <class S>
-[[gnu::always_inline]] inline Moments scan_moments_impl(const S* p, int64_t stride, int64_t n, double level) {
+[[gnu::always_inline]] inline Moments scan_moments_impl(const S* p, int64_t stride, int64_t n) {
   const Double4 zero = {};
-  Double4 sum[2] = {}, above_sum[2] = {}, max[2] = {}, min[2] = {zero + 1.0, zero + 1.0};
-  Mask4 above_count[2] = {};
+  Double4 sum[2] = {}, max[2] = {}, min[2] = {zero + 1.0, zero + 1.0}, above_sum[kLevels][2] = {};
+  Mask4 above_count[kLevels][2] = {};
   int64_t i = 0;
   for (; i + kLanes <= n; i += kLanes) {
     const Eight e = load8(p + i * stride, stride);
     const Double4 half[2] = {e.lo, e.hi};
     for (int h = 0; h < 2; ++h) {
       const Double4 v = half[h];
-      const Mask4 above = v > level;
       sum[h] += v;
-      above_sum[h] += above ? v : zero;
-      above_count[h] -= above;
       max[h] = v > max[h] ? v : max[h];
       min[h] = v < min[h] ? v : min[h];
+      for (int k = 0; k < kLevels; ++k) {
+        const Mask4 above = v > kLevel[k];
+        above_sum[k][h] += above ? v : zero;
+        above_count[k][h] -= above;
+      }
     }
   }
   for (; i < n; ++i) {  // the tail goes to lane 0
     const double v = to_value(p[i * stride]);
     sum[0][0] += v;
-    above_sum[0][0] += v > level ? v : 0.0;
-    above_count[0][0] += v > level;
     max[0][0] = v > max[0][0] ? v : max[0][0];
     min[0][0] = v < min[0][0] ? v : min[0][0];
+    for (int k = 0; k < kLevels; ++k) {
+      above_sum[k][0][0] += v > kLevel[k] ? v : 0.0;
+      above_count[k][0][0] += v > kLevel[k];
+    }
   }
   Moments m;
   double low = 1.0;
   for (int h = 0; h < 2; ++h) {
     for (int l = 0; l < 4; ++l) {
       m.sum += sum[h][l];
-      m.above_sum += above_sum[h][l];
-      m.above_count += above_count[h][l];
       m.max = std::max(m.max, max[h][l]);
       low = std::min(low, min[h][l]);
+      for (int k = 0; k < kLevels; ++k) {
+        m.above_sum[k] += above_sum[k][h][l];
+        m.above_count[k] += above_count[k][h][l];
+      }
     }
   }
   m.invalid = !(std::isfinite(m.sum) && low >= 0.0 && m.max <= 1.0);
@@ -69,33 +86,46 @@ template <class S>
 }
 
 template <class S>
-[[gnu::always_inline]] inline void count_sum_impl(const S* p, int64_t stride, int64_t n, double t, int64_t& count,
-                                                  double& sum) {
-  const Double4 zero = {};
-  Double4 s[2] = {};
-  Mask4 c[2] = {};
+[[gnu::always_inline]] inline UpperSet upper_set_impl(const S* p, int64_t stride, int64_t n, double t, bool* mask) {
+  const Double4 zero = {}, inf = zero + kInf;
+  Double4 sum[2] = {}, min[2] = {inf, inf};
+  Mask4 count[2] = {};
   int64_t i = 0;
   for (; i + kLanes <= n; i += kLanes) {
     const Eight e = load8(p + i * stride, stride);
-    const Mask4 in_lo = e.lo >= t, in_hi = e.hi >= t;
-    s[0] += in_lo ? e.lo : zero;
-    s[1] += in_hi ? e.hi : zero;
-    c[0] -= in_lo;
-    c[1] -= in_hi;
+    const Double4 half[2] = {e.lo, e.hi};
+    Mask4 in[2];
+    for (int h = 0; h < 2; ++h) {
+      in[h] = half[h] >= t;
+      sum[h] += in[h] ? half[h] : zero;
+      min[h] = (in[h] & (half[h] < min[h])) ? half[h] : min[h];
+      count[h] -= in[h];
+    }
+    if (mask) {
+      for (int l = 0; l < 4; ++l) {
+        mask[i + l] = in[0][l] != 0;
+        mask[i + 4 + l] = in[1][l] != 0;
+      }
+    }
   }
   for (; i < n; ++i) {
     const double v = to_value(p[i * stride]);
-    s[0][0] += v >= t ? v : 0.0;
-    c[0][0] += v >= t;
+    const bool in = v >= t;
+    sum[0][0] += in ? v : 0.0;
+    min[0][0] = in && v < min[0][0] ? v : min[0][0];
+    count[0][0] += in;
+    if (mask) mask[i] = in;
   }
-  count = 0;
-  sum = 0.0;
+  UpperSet u;
+  u.min = kInf;
   for (int h = 0; h < 2; ++h) {
     for (int l = 0; l < 4; ++l) {
-      count += c[h][l];
-      sum += s[h][l];
+      u.count += count[h][l];
+      u.sum += sum[h][l];
+      u.min = std::min(u.min, min[h][l]);
     }
   }
+  return u;
 }
 
 template <class S>
@@ -111,12 +141,11 @@ template <class S>
 }  // namespace
 
 #define RANKSEG_STREAMING(S)                                                                             \
-  RANKSEG_CLONES Moments scan_moments(const S* p, int64_t stride, int64_t n, double level) {             \
-    return scan_moments_impl(p, stride, n, level);                                                       \
+  RANKSEG_CLONES Moments scan_moments(const S* p, int64_t stride, int64_t n) {                           \
+    return scan_moments_impl(p, stride, n);                                                              \
   }                                                                                                      \
-  RANKSEG_CLONES void count_sum_from(const S* p, int64_t stride, int64_t n, double t, int64_t& count,    \
-                                     double& sum) {                                                      \
-    count_sum_impl(p, stride, n, t, count, sum);                                                         \
+  RANKSEG_CLONES UpperSet upper_set(const S* p, int64_t stride, int64_t n, double t, bool* mask) {       \
+    return upper_set_impl(p, stride, n, t, mask);                                                        \
   }                                                                                                      \
   RANKSEG_CLONES void write_mask(const S* p, int64_t stride, int64_t n, double t, bool* out) {           \
     write_mask_impl(p, stride, n, t, out);                                                               \

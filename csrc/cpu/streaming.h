@@ -7,28 +7,42 @@
 
 namespace rankseg::cpu {
 
-// What one streaming pass learns about a class.
+// Levels whose upper sets {p > level} the first pass measures: where optimal masks of Dice (s = 0) and IoU
+// usually cut, so the search starts close to the answer.
+constexpr int kLevels = 2;
+constexpr double kLevel[kLevels] = {0.5, 0.375};
+
+// What the first streaming pass learns about a class.
 struct Moments {
   double sum = 0.0;
   double max = 0.0;
-  bool invalid = false;     // NaN, an infinity, or a value outside [0, 1]
-  int64_t above_count = 0;  // pixels with p > level
-  double above_sum = 0.0;
+  bool invalid = false;                // NaN, an infinity, or a value outside [0, 1]
+  int64_t above_count[kLevels] = {};   // pixels with p > kLevel[k]
+  double above_sum[kLevels] = {};
 
   void merge(const Moments& other);
 };
 
-// Sum, extremes, validity, and the count and sum of the probabilities above `level`.
-Moments scan_moments(const float* p, int64_t stride, int64_t n, double level);
-Moments scan_moments(const double* p, int64_t stride, int64_t n, double level);
-Moments scan_moments(const Half* p, int64_t stride, int64_t n, double level);
-Moments scan_moments(const BFloat16* p, int64_t stride, int64_t n, double level);
+// The pixels with p >= t: how many, their sum, and the smallest of them (+inf if none).
+struct UpperSet {
+  int64_t count = 0;
+  double sum = 0.0;
+  double min = 0.0;
 
-// Count and sum of the probabilities >= t.
-void count_sum_from(const float* p, int64_t stride, int64_t n, double t, int64_t& count, double& sum);
-void count_sum_from(const double* p, int64_t stride, int64_t n, double t, int64_t& count, double& sum);
-void count_sum_from(const Half* p, int64_t stride, int64_t n, double t, int64_t& count, double& sum);
-void count_sum_from(const BFloat16* p, int64_t stride, int64_t n, double t, int64_t& count, double& sum);
+  void merge(const UpperSet& other);
+};
+
+// Sum, extremes, validity, and the upper sets of kLevel.
+Moments scan_moments(const float* p, int64_t stride, int64_t n);
+Moments scan_moments(const double* p, int64_t stride, int64_t n);
+Moments scan_moments(const Half* p, int64_t stride, int64_t n);
+Moments scan_moments(const BFloat16* p, int64_t stride, int64_t n);
+
+// The upper set {p >= t}; when `mask` is given, also writes mask[i] = p[i] >= t.
+UpperSet upper_set(const float* p, int64_t stride, int64_t n, double t, bool* mask);
+UpperSet upper_set(const double* p, int64_t stride, int64_t n, double t, bool* mask);
+UpperSet upper_set(const Half* p, int64_t stride, int64_t n, double t, bool* mask);
+UpperSet upper_set(const BFloat16* p, int64_t stride, int64_t n, double t, bool* mask);
 
 // out[i] = p[i] >= t.
 void write_mask(const float* p, int64_t stride, int64_t n, double t, bool* out);
