@@ -176,3 +176,18 @@ def test_equal_gains_go_to_the_lowest_class(metric, smooth, policy):
     labels = rankseg.rankseg(probs, metric, smooth, pruning_prob=0.0, **extra)
     assert (labels == 1).any()
     assert not (labels == 3).any()
+
+
+@pytest.mark.parametrize("mode", ["multilabel", "multiclass"])
+def test_float16_subnormals_are_read_exactly(mode):
+    """Every subnormal float16 value: the optimal cut lies among them, so misreading any would show."""
+    g = torch.Generator().manual_seed(4)
+    tiny = torch.arange(1024, dtype=torch.int16).view(torch.float16)  # 0 and all 1023 subnormals
+    probs = tiny[torch.randperm(1024, generator=g)].reshape(1, 1, 32, 32)
+    probs = torch.cat([probs, 1 - probs], dim=1)
+    masks = rankseg.rankseg(probs, output_mode="multilabel", pruning_prob=0.0)
+    assert masks[0, 0].any()
+    assert_masks_optimal(probs, masks, "dice", 0.0, 0.0)
+    if mode == "multiclass":
+        labels = rankseg.rankseg(probs, pruning_prob=0.0)
+        assert_labels_optimal(probs, labels, masks, active_flags(probs, 0.0), "dice", 0.0)

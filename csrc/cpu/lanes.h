@@ -31,9 +31,11 @@ struct Eight {
 
 // The same branch-free formulas as to_value() in load.h.
 [[gnu::always_inline]] inline Float8 to_float8(Bits8 h, Half) {
-  const Bits8 magnitude = (h & 0x7fffu) << 13;
-  const Float8 value = (h & 0x7c00u) == 0x7c00u ? bits_to_float8(magnitude | 0x7f800000u)
-                                                 : bits_to_float8(magnitude) * 0x1p112f;
+  const Bits8 exponent = h & 0x7c00u, shifted = (h & 0x7fffu) << 13;
+  const Float8 normal = bits_to_float8(shifted + (112u << 23));
+  const Float8 subnormal = __builtin_convertvector(h & 0x3ffu, Float8) * 0x1p-24f;
+  const Float8 special = bits_to_float8(shifted | 0x7f800000u);
+  const Float8 value = exponent == 0u ? subnormal : (exponent == 0x7c00u ? special : normal);
   return (h & 0x8000u) != 0u ? -value : value;
 }
 [[gnu::always_inline]] inline Float8 to_float8(Bits8 h, BFloat16) { return bits_to_float8(h << 16); }

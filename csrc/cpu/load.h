@@ -19,12 +19,15 @@ inline float bits_to_float(uint32_t bits) {
 
 inline float to_value(BFloat16 x) { return bits_to_float(uint32_t(x.bits) << 16); }
 
-// Branch-free: the 15 magnitude bits shifted into float position and rescaled by 2^112 are exact for normal
-// and subnormal halves; exponent 31 (inf/NaN) is patched to float's.
+// Branch-free and exact without denormal arithmetic (so flush-to-zero modes cannot change it): normal
+// halves move their exponent bias from 15 to 127, subnormals are mantissa * 2^-24, exponent 31 is inf/NaN.
 inline float to_value(Half x) {
-  const uint32_t magnitude = uint32_t(x.bits & 0x7fffu) << 13;
-  const float value = (x.bits & 0x7c00u) == 0x7c00u ? bits_to_float(magnitude | 0x7f800000u)
-                                                    : bits_to_float(magnitude) * 0x1p112f;
+  const uint32_t exponent = x.bits & 0x7c00u, mantissa = x.bits & 0x3ffu;
+  const uint32_t shifted = uint32_t(x.bits & 0x7fffu) << 13;
+  const float normal = bits_to_float(shifted + (112u << 23));
+  const float subnormal = float(mantissa) * 0x1p-24f;
+  const float special = bits_to_float(shifted | 0x7f800000u);
+  const float value = exponent == 0 ? subnormal : exponent == 0x7c00u ? special : normal;
   return (x.bits & 0x8000u) ? -value : value;
 }
 
