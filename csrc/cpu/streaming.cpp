@@ -1,5 +1,6 @@
-// Streaming passes over one class, eight lanes at a time. Each entry point is cloned for AVX2 and the
-// baseline (GCC/Clang target_clones); the clones run the same lane arithmetic, so they agree bit for bit.
+// Streaming passes over one class, eight lanes at a time. Each entry point is cloned for x86-64-v3 (AVX2,
+// F16C) and the baseline (GCC target_clones); the clones run the same lane arithmetic (built without
+// floating-point contraction, see CMakeLists.txt), so they agree bit for bit.
 #include "streaming.h"
 
 #include <algorithm>
@@ -9,7 +10,7 @@
 #include "lanes.h"
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define RANKSEG_CLONES __attribute__((target_clones("avx2", "default")))
+#define RANKSEG_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
 #else
 #define RANKSEG_CLONES
 #endif
