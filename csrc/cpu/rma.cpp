@@ -1,12 +1,13 @@
 // CPU entry points of the RMA solver: checks what they are handed, dispatches on dtype, schedules threads.
 #include "../rma.h"
 
+#include <algorithm>
+#include <limits>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "class_cut.h"
-#include "load.h"
 #include "multiclass_merge.h"
 
 namespace rankseg {
