@@ -1,0 +1,259 @@
+"""RankSEG as the last step of a Hugging Face Transformers segmentation pipeline.
+
+``processor -> model(**inputs) -> restore_semantic_probs -> RankSEG -> masks``. Each supported output family
+is turned into per-pixel class probabilities exactly as that model's image processor builds the scores its
+``post_process_semantic_segmentation`` takes the argmax of, then RankSEG replaces the argmax. The
+``transformers`` package itself is never imported here: outputs are recognised by their class and fields.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+
+from .._rankseg import RankSEG
+
+__all__ = ["postprocess", "restore_semantic_probs"]
+
+# Query-based outputs whose processor first resizes mask logits to a fixed size.
+_MASK_PRE_RESIZE = {"Mask2FormerForUniversalSegmentationOutput": (384, 384), "mask2former": (384, 384)}
+_QUERY_OUTPUTS = {
+    "MaskFormerForInstanceSegmentationOutput": "maskformer",
+    "Mask2FormerForUniversalSegmentationOutput": "mask2former",
+    "OneFormerForUniversalSegmentationOutput": "oneformer",
+}
+_QUERY_MODEL_TYPES = ("maskformer", "mask2former", "oneformer")
+# logits + pred_masks outputs, and whether their logits end with a no-object column.
+_DETR_OUTPUTS = {"DetrSegmentationOutput": True, "ConditionalDetrSegmentationOutput": False}
+_DETR_MODEL_TYPES = {"detr": True, "conditional_detr": False}
+_SAM_ADAPTERS = {"sam": "Sam1", "sam_hq": "Sam1", "sam2": "Sam2", "sam3": "Sam3"}
+
+
+def restore_semantic_probs(outputs, *, model=None, target_sizes=None) -> list[torch.Tensor]:
+    """Per-image class probabilities ``(C, H, W)`` from a Transformers segmentation output.
+
+    Args:
+        outputs: What ``model(**inputs)`` returned (a ``ModelOutput``; not a ``return_dict=False`` tuple).
+            Supported: ``logits`` (B, C, h, w) (SegFormer, UPerNet, DPT, BEiT, MobileViT, ...);
+            ``class_queries_logits`` (B, Q, C+1) with ``masks_queries_logits`` (B, Q, h, w) (MaskFormer,
+            Mask2Former, OneFormer); ``logits`` (B, Q, C+1 or C) with ``pred_masks`` (B, Q, h, w) (DETR and
+            Conditional DETR segmentation).
+        model: The model that produced ``outputs``; needed only when its output class alone does not tell
+            how the processor post-processes it.
+        target_sizes: ``None`` (keep the model's resolution) or one positive ``(height, width)`` per image, as
+            a list/tuple or an integer tensor of shape (B, 2). Resizing is bilinear, ``align_corners=False``.
+
+    Returns:
+        One float32 tensor ``(C, H, W)`` per image: softmax over classes (sigmoid when C = 1) for ``logits``;
+        for query outputs the processor's class-weighted mask scores, normalised to sum to 1 over classes
+        (pixels scoring zero everywhere stay zero; clamped to [0, 1] when C = 1). ``argmax`` over dim 0 is
+        the processor's ``post_process_semantic_segmentation`` map.
+    """
+    scores, finish = _semantic_scores(outputs, model)
+    sizes = _target_sizes(target_sizes, scores.shape[0], scores.shape[-2:])
+    probs: list[torch.Tensor | None] = [None] * scores.shape[0]
+    for size, index in _group_by_size(sizes).items():
+        for i, p in zip(index, finish(_resize(scores[index], size))):
+            probs[i] = p
+    return probs
+
+
+def postprocess(outputs, *, model=None, target_sizes=None, rankseg_kwargs=None) -> list[torch.Tensor]:
+    """RankSEG masks from a Transformers segmentation output, one per image.
+
+    Arguments as in :func:`restore_semantic_probs`; ``rankseg_kwargs`` go to :class:`rankseg.RankSEG`. Without
+    an ``output_mode`` there, it is ``"multiclass"`` (an int64 ``(H, W)`` label map per image) when there are
+    several classes and ``"multilabel"`` (a bool ``(1, H, W)`` mask) when there is one. Images that share a
+    target size are solved in one batched call.
+    """
+    if not isinstance(rankseg_kwargs, (dict, type(None))):
+        raise TypeError(f"rankseg_kwargs must be a dict or None, got {type(rankseg_kwargs).__name__}")
+    kwargs = dict(rankseg_kwargs or {})
+    scores, finish = _semantic_scores(outputs, model)
+    kwargs.setdefault("output_mode", "multiclass" if scores.shape[1] > 1 else "multilabel")
+    segmenter = RankSEG(**kwargs)
+    sizes = _target_sizes(target_sizes, scores.shape[0], scores.shape[-2:])
+    masks: list[torch.Tensor | None] = [None] * scores.shape[0]
+    for size, index in _group_by_size(sizes).items():
+        batch = segmenter(finish(_resize(scores[index], size)))
+        for i, m in zip(index, batch):
+            masks[i] = m
+    return masks
+
+
+def _semantic_scores(outputs, model):
+    """Scores (B, C, h, w) at model resolution, and the function that turns resized scores into probabilities."""
+    family = _family(outputs, model)
+    if family == "logits":
+        logits = _tensor(outputs, "logits", 4, "(batch, classes, height, width)")
+        return logits, _softmax_or_sigmoid
+    if family == "queries":
+        class_logits = _tensor(outputs, "class_queries_logits", 3, "(batch, queries, classes + 1)")
+        mask_logits = _tensor(outputs, "masks_queries_logits", 4, "(batch, queries, height, width)")
+        pre_resize = _MASK_PRE_RESIZE.get(type(outputs).__name__) or _MASK_PRE_RESIZE.get(_model_type(model))
+        return _query_scores(class_logits, mask_logits, True, pre_resize, "class_queries_logits"), _normalise
+    class_logits = _tensor(outputs, "logits", 3, "(batch, queries, classes)")
+    mask_logits = _tensor(outputs, "pred_masks", 4, "(batch, queries, height, width)")
+    return _query_scores(class_logits, mask_logits, family == "detr", None, "logits"), _normalise
+
+
+def _family(outputs, model) -> str:
+    cls = type(outputs)
+    name, module = cls.__name__, cls.__module__
+    if isinstance(outputs, tuple):
+        raise TypeError(
+            "outputs is a tuple (the model ran with return_dict=False); run it with return_dict=True so the "
+            "output fields can be told apart"
+        )
+    sam = _sam_adapter(name, module)
+    if sam:
+        raise ValueError(
+            f"{name} is a SAM-family output; use rankseg.integration.sam.{sam} "
+            f"(from rankseg.integration import sam; sam.{sam}(...).postprocess(...)) instead"
+        )
+    if not module.startswith("transformers.") or not hasattr(outputs, "keys"):
+        raise TypeError(
+            f"outputs of type {module}.{name} is not a Transformers ModelOutput this helper knows; for custom "
+            "or remote-code models, build probabilities (B, C, H, W) yourself and call rankseg.RankSEG"
+        )
+    if getattr(outputs, "patch_offsets", None) is not None or name.startswith("Eomt"):
+        raise ValueError(
+            f"{name} carries patch_offsets (EoMT): its semantic maps need the processor's patch merging; use "
+            "the image processor's post_process_semantic_segmentation, or merge patches and call rankseg.RankSEG"
+        )
+    has = {f for f in ("logits", "class_queries_logits", "masks_queries_logits", "pred_masks") if _field(outputs, f)}
+    if {"class_queries_logits", "masks_queries_logits"} <= has:
+        if name not in _QUERY_OUTPUTS and _model_type(model) not in _QUERY_MODEL_TYPES:
+            raise ValueError(f"unknown query-based output {name}; pass model= so its post-processing can be matched")
+        return "queries"
+    if {"logits", "pred_masks"} <= has:
+        if name in _DETR_OUTPUTS:
+            return "detr" if _DETR_OUTPUTS[name] else "detr_all_classes"
+        if _model_type(model) in _DETR_MODEL_TYPES:
+            return "detr" if _DETR_MODEL_TYPES[_model_type(model)] else "detr_all_classes"
+        raise ValueError(
+            f"{name} has logits and pred_masks, but whether its logits end with a no-object column depends on "
+            "the model; pass model= (DETR has one, Conditional DETR has none)"
+        )
+    if "pred_masks" in has:
+        raise ValueError(
+            f"{name} has pred_masks but no class logits (SegGPT-style); its semantic reconstruction is not "
+            "supported: use the image processor's post-processing"
+        )
+    if "logits" in has:
+        return "logits"
+    raise ValueError(
+        f"{name} has none of the supported fields: logits, class_queries_logits + masks_queries_logits, "
+        "logits + pred_masks"
+    )
+
+
+def _sam_adapter(name: str, module: str) -> str | None:
+    for model_type, adapter in sorted(_SAM_ADAPTERS.items(), key=lambda kv: -len(kv[0])):
+        if f".models.{model_type}." in module or f".models.{model_type}_" in module:
+            return adapter
+    return "Sam1" if name.startswith("Sam") else None
+
+
+def _model_type(model) -> str | None:
+    return getattr(getattr(model, "config", None), "model_type", None)
+
+
+def _field(outputs, name: str) -> bool:
+    return getattr(outputs, name, None) is not None
+
+
+def _tensor(outputs, name: str, ndim: int, layout: str) -> torch.Tensor:
+    t = getattr(outputs, name)
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"outputs.{name} must be a torch.Tensor, got {type(t).__name__}")
+    if t.dim() != ndim or t.numel() == 0:
+        raise ValueError(f"outputs.{name} must have shape {layout}, non-empty, got {tuple(t.shape)}")
+    if not t.is_floating_point():
+        raise TypeError(f"outputs.{name} must be floating point, got {t.dtype}")
+    if not bool(torch.isfinite(t).all()):
+        raise ValueError(f"outputs.{name} contains NaN or infinity; check the model's inputs and precision")
+    return t.detach().float()
+
+
+def _query_scores(class_logits, mask_logits, has_no_object, pre_resize, class_field) -> torch.Tensor:
+    """sum_q p(class | q) * sigmoid(mask_q), as the processors form it; (B, C, h, w)."""
+    b, q = class_logits.shape[:2]
+    if mask_logits.shape[:2] != (b, q):
+        raise ValueError(
+            f"outputs.{class_field} {tuple(class_logits.shape)} and the mask logits {tuple(mask_logits.shape)} "
+            "must agree on (batch, queries)"
+        )
+    if has_no_object and class_logits.shape[2] < 2:
+        raise ValueError(f"outputs.{class_field} needs at least one class besides the no-object column")
+    if pre_resize is not None:
+        mask_logits = F.interpolate(mask_logits, size=pre_resize, mode="bilinear", align_corners=False)
+    classes = class_logits.softmax(dim=-1)
+    if has_no_object:
+        classes = classes[..., :-1]
+    return torch.einsum("bqc, bqhw -> bchw", classes, mask_logits.sigmoid())
+
+
+def _softmax_or_sigmoid(logits: torch.Tensor) -> torch.Tensor:
+    return logits.sigmoid() if logits.shape[1] == 1 else logits.softmax(dim=1)
+
+
+def _normalise(scores: torch.Tensor) -> torch.Tensor:
+    """Scores over classes scaled to sum to 1; all-zero pixels stay zero; one class is clamped to [0, 1]."""
+    if scores.shape[1] == 1:
+        return scores.clamp(0, 1)
+    total = scores.sum(dim=1, keepdim=True)
+    return torch.where(total > 0, scores / torch.where(total > 0, total, torch.ones_like(total)), scores)
+
+
+def _target_sizes(target_sizes, batch: int, model_size) -> list[tuple[int, int]]:
+    if target_sizes is None:
+        return [tuple(int(s) for s in model_size)] * batch
+    if isinstance(target_sizes, torch.Tensor):
+        if target_sizes.is_floating_point() or target_sizes.is_complex() or target_sizes.dtype == torch.bool:
+            raise TypeError(f"target_sizes tensor must hold integers, got {target_sizes.dtype}")
+        if target_sizes.dim() != 2 or target_sizes.shape[1] != 2:
+            raise ValueError(f"target_sizes tensor must have shape (batch, 2), got {tuple(target_sizes.shape)}")
+        target_sizes = target_sizes.tolist()
+    if not isinstance(target_sizes, Sequence) or isinstance(target_sizes, (str, bytes)):
+        raise TypeError(
+            f"target_sizes must be None, a list of (height, width) or an int tensor (B, 2), got "
+            f"{type(target_sizes).__name__}"
+        )
+    if target_sizes and all(isinstance(s, numbers.Integral) for s in target_sizes):
+        raise TypeError(
+            f"target_sizes must hold one (height, width) per image, e.g. [{tuple(target_sizes)}], got a flat "
+            f"{type(target_sizes).__name__} {tuple(target_sizes)}"
+        )
+    if len(target_sizes) != batch:
+        raise ValueError(f"target_sizes has {len(target_sizes)} entries for a batch of {batch} images")
+    sizes = []
+    for i, size in enumerate(target_sizes):
+        if (
+            not isinstance(size, Sequence)
+            or len(size) != 2
+            or not all(isinstance(s, numbers.Integral) and not isinstance(s, bool) for s in size)
+        ):
+            raise TypeError(f"target_sizes[{i}] must be a (height, width) pair of ints, got {size!r}")
+        if min(size) < 1:
+            raise ValueError(f"target_sizes[{i}] must be positive, got {tuple(size)}")
+        sizes.append((int(size[0]), int(size[1])))
+    return sizes
+
+
+def _group_by_size(sizes: list[tuple[int, int]]) -> dict[tuple[int, int], list[int]]:
+    groups: dict[tuple[int, int], list[int]] = {}
+    for i, size in enumerate(sizes):
+        groups.setdefault(size, []).append(i)
+    return groups
+
+
+def _resize(scores: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    if tuple(scores.shape[-2:]) == size:
+        return scores
+    return F.interpolate(scores, size=size, mode="bilinear", align_corners=False)
+
+

@@ -1,0 +1,342 @@
+"""rankseg.integration.transformers against the real models and their own image processors (no network)."""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import sys
+
+import pytest
+import torch
+
+T = pytest.importorskip("transformers")
+pytest.importorskip("PIL")
+
+import rankseg  # noqa: E402
+from rankseg.integration import transformers as hf  # noqa: E402
+
+SIZES = [(70, 90), (45, 38), (70, 90)]  # two images share a size: they go through one batched call
+
+
+def swin():
+    return T.SwinConfig(
+        image_size=64, patch_size=4, embed_dim=8, depths=[1, 1, 1, 1], num_heads=[1, 1, 1, 1], window_size=2,
+        out_features=["stage1", "stage2", "stage3", "stage4"],
+    )
+
+
+def resnet():
+    return T.ResNetConfig(
+        num_channels=3, embedding_size=8, hidden_sizes=[8, 16, 24, 32], depths=[1, 1, 1, 1],
+        out_features=["stage1", "stage2", "stage3", "stage4"],
+    )
+
+
+def detr_config(cls, labels):
+    return cls(
+        use_timm_backbone=False, use_pretrained_backbone=False, backbone_config=resnet(), d_model=32,
+        encoder_layers=1, decoder_layers=1, encoder_attention_heads=8, decoder_attention_heads=8,
+        encoder_ffn_dim=16, decoder_ffn_dim=16, num_queries=5, num_labels=labels,
+    )
+
+
+# name -> (model builder, processor class name, extra forward inputs)
+MODELS = {
+    "segformer": (
+        lambda c: T.SegformerForSemanticSegmentation(T.SegformerConfig(
+            num_encoder_blocks=2, depths=[1, 1], sr_ratios=[2, 1], hidden_sizes=[8, 16], num_attention_heads=[1, 1],
+            decoder_hidden_size=16, num_labels=c, patch_sizes=[7, 3], strides=[4, 2])),
+        "SegformerImageProcessor", {},
+    ),
+    "upernet": (
+        lambda c: T.UperNetForSemanticSegmentation(T.UperNetConfig(
+            backbone_config=T.ConvNextConfig(num_channels=3, hidden_sizes=[8, 16, 24, 32], depths=[1, 1, 1, 1],
+                                             out_features=["stage1", "stage2", "stage3", "stage4"]),
+            hidden_size=16, auxiliary_in_channels=24, num_labels=c)),
+        "SegformerImageProcessor", {},
+    ),
+    "dpt": (
+        lambda c: T.DPTForSemanticSegmentation(T.DPTConfig(
+            image_size=64, patch_size=16, hidden_size=16, num_hidden_layers=4, num_attention_heads=2,
+            intermediate_size=32, backbone_out_indices=[0, 1, 2, 3], neck_hidden_sizes=[8, 8, 8, 8],
+            fusion_hidden_size=16, num_labels=c)),
+        "DPTImageProcessor", {},
+    ),
+    "beit": (
+        lambda c: T.BeitForSemanticSegmentation(T.BeitConfig(
+            image_size=64, patch_size=16, hidden_size=16, num_hidden_layers=4, num_attention_heads=2,
+            intermediate_size=32, out_indices=[0, 1, 2, 3], pool_scales=[1, 2], num_labels=c, auxiliary_channels=16)),
+        "BeitImageProcessor", {},
+    ),
+    "mobilevit": (
+        lambda c: T.MobileViTForSemanticSegmentation(T.MobileViTConfig(
+            image_size=64, hidden_sizes=[16, 16, 16], neck_hidden_sizes=[8, 8, 8, 8, 8, 8, 16], num_labels=c,
+            aspp_out_channels=16)),
+        "MobileViTImageProcessor", {},
+    ),
+    "maskformer": (
+        lambda c: T.MaskFormerForInstanceSegmentation(T.MaskFormerConfig(
+            backbone_config=swin(), num_labels=c, fpn_feature_size=32, mask_feature_size=32, num_queries=5,
+            decoder_config=T.DetrConfig(d_model=32, encoder_layers=1, decoder_layers=1, encoder_attention_heads=1,
+                                        decoder_attention_heads=1, encoder_ffn_dim=16, decoder_ffn_dim=16,
+                                        num_queries=5))),
+        "MaskFormerImageProcessor", {},
+    ),
+    "mask2former": (
+        lambda c: T.Mask2FormerForUniversalSegmentation(T.Mask2FormerConfig(
+            backbone_config=swin(), num_labels=c, hidden_dim=32, feature_size=32, mask_feature_size=32,
+            num_queries=5, encoder_layers=1, decoder_layers=2, num_attention_heads=1, dim_feedforward=16,
+            encoder_feedforward_dim=16)),
+        "Mask2FormerImageProcessor", {},
+    ),
+    "oneformer": (
+        lambda c: T.OneFormerForUniversalSegmentation(T.OneFormerConfig(
+            backbone_config=swin(), num_labels=c, hidden_dim=32, conv_dim=32, mask_dim=32, num_queries=5,
+            encoder_layers=1, decoder_layers=2, num_attention_heads=1, dim_feedforward=16, text_encoder_width=32,
+            text_encoder_num_layers=1, text_encoder_context_length=8, text_encoder_proj_layers=1,
+            text_encoder_n_ctx=4, text_encoder_vocab_size=50, max_seq_len=8, task_seq_len=8, is_training=False)),
+        "OneFormerImageProcessor", {"task_inputs": lambda b: torch.randint(0, 50, (b, 8))},
+    ),
+    "detr": (lambda c: T.DetrForSegmentation(detr_config(T.DetrConfig, c)), "DetrImageProcessor", {}),
+    "conditional_detr": (
+        lambda c: T.ConditionalDetrForSegmentation(detr_config(T.ConditionalDetrConfig, c)),
+        "ConditionalDetrImageProcessor", {},
+    ),
+}
+
+
+def processors(name):
+    """The processor's PIL and torchvision variants; the latter needs torchvision, absent in some installs."""
+    base = MODELS[name][1]
+    found = {}
+    for variant in (base + "Pil", base):
+        try:
+            processor = getattr(T, variant)()
+        except (ImportError, AttributeError):
+            continue
+        found.setdefault(type(processor), processor)  # without torchvision, `base` falls back to the PIL one
+    return list(found.values())
+
+
+_RUNS = {}
+
+
+def model_run(name, classes=6, batch=3):
+    """Runs the tiny model once, then overwrites its output fields with decisive random logits, since a
+    randomly initialised head gives near-constant logits that would make every comparison meaningless."""
+    key = (name, classes, batch)
+    if key not in _RUNS:
+        torch.manual_seed(0)
+        build, _, extra = MODELS[name]
+        model = build(classes).eval()
+        inputs = {k: f(batch) for k, f in extra.items()}
+        with torch.no_grad():
+            outputs = model(pixel_values=torch.randn(batch, 3, 64, 64), **inputs)
+        g = torch.Generator().manual_seed(1)
+        for field in ("logits", "class_queries_logits", "masks_queries_logits", "pred_masks"):
+            value = getattr(outputs, field, None)
+            if isinstance(value, torch.Tensor):
+                outputs[field] = torch.randn(value.shape, generator=g) * 3
+        _RUNS[key] = (model, outputs)
+    return _RUNS[key]
+
+
+
+@pytest.mark.parametrize("target_sizes", [SIZES, None, torch.tensor(SIZES)], ids=["list", "none", "tensor"])
+@pytest.mark.parametrize("name", list(MODELS))
+def test_argmax_of_restored_probs_matches_the_processor(name, target_sizes):
+    model, outputs = model_run(name)
+    found = processors(name)
+    assert found, f"no image processor for {name}"
+    probs = hf.restore_semantic_probs(outputs, model=model, target_sizes=target_sizes)
+    # Some processors fail on tensor target_sizes with this torch (numpy sizes reach F.interpolate): they get
+    # the same sizes as a list.
+    as_list = target_sizes.tolist() if isinstance(target_sizes, torch.Tensor) else target_sizes
+    for processor in found:
+        expected = processor.post_process_semantic_segmentation(outputs, target_sizes=as_list)
+        assert len(probs) == len(expected) == 3
+        for p, e in zip(probs, expected):
+            assert p.dtype == torch.float32 and p.shape[1:] == e.shape
+            assert bool(((p >= 0) & (p <= 1)).all())
+            ours = p.argmax(0)
+            differ = (ours != e).double().mean().item()
+            assert differ <= 1e-3, f"{type(processor).__name__}: {differ:.4%} of pixels differ"
+            if differ:  # only near-ties may differ
+                gap = (p.gather(0, ours[None]) - p.gather(0, e[None])).abs()[0][ours != e]
+                assert gap.max() < 1e-5
+
+
+@pytest.mark.parametrize("name", ["detr", "maskformer", "segformer"])
+def test_model_argument_alone_is_not_needed_for_known_outputs(name):
+    model, outputs = model_run(name)
+    with_model = hf.restore_semantic_probs(outputs, model=model, target_sizes=SIZES)
+    without = hf.restore_semantic_probs(outputs, target_sizes=SIZES)
+    assert all(torch.equal(a, b) for a, b in zip(with_model, without))
+
+
+def test_query_probabilities_sum_to_one():
+    _, outputs = model_run("mask2former")
+    for p in hf.restore_semantic_probs(outputs, target_sizes=SIZES):
+        total = p.sum(0)
+        assert torch.allclose(total[total > 0], torch.ones(()), atol=1e-5)
+
+
+def test_conditional_detr_keeps_every_class():
+    """Its logits have no no-object column: dropping the last column would lose a real class."""
+    model, outputs = model_run("conditional_detr")
+    outputs = type(outputs)(**{k: v for k, v in outputs.items()})
+    outputs["logits"] = outputs.logits.clone()
+    outputs.logits[..., -1] += 4  # make the last class win often
+    probs = hf.restore_semantic_probs(outputs, target_sizes=SIZES)
+    assert probs[0].shape[0] == outputs.logits.shape[-1]
+    expected = processors("conditional_detr")[0].post_process_semantic_segmentation(outputs, target_sizes=SIZES)
+    last = outputs.logits.shape[-1] - 1
+    assert (expected[0] == last).any()
+    assert torch.equal(probs[0].argmax(0), expected[0])
+
+
+@pytest.mark.parametrize("name", ["segformer", "mask2former", "detr"])
+def test_postprocess_equals_rankseg_on_restored_probs(name):
+    model, outputs = model_run(name)
+    kwargs = {"metric": "iou", "pruning_prob": 0.2}
+    masks = hf.postprocess(outputs, model=model, target_sizes=SIZES, rankseg_kwargs=kwargs)
+    probs = hf.restore_semantic_probs(outputs, model=model, target_sizes=SIZES)
+    for m, p, size in zip(masks, probs, SIZES):
+        assert m.shape == size and m.dtype == torch.int64
+        assert torch.equal(m, rankseg.RankSEG(**kwargs)(p[None])[0])
+
+
+def test_postprocess_single_class_is_multilabel():
+    model, outputs = model_run("segformer", classes=1)
+    probs = hf.restore_semantic_probs(outputs, target_sizes=SIZES)
+    assert torch.allclose(probs[0], torch.sigmoid(torch.nn.functional.interpolate(
+        outputs.logits[:1], size=SIZES[0], mode="bilinear", align_corners=False))[0])
+    masks = hf.postprocess(outputs, target_sizes=SIZES)
+    assert masks[0].shape == (1, *SIZES[0]) and masks[0].dtype == torch.bool
+    assert torch.equal(masks[1], rankseg.RankSEG(output_mode="multilabel")(probs[1][None])[0])
+
+
+def test_postprocess_respects_output_mode():
+    _, outputs = model_run("segformer")
+    masks = hf.postprocess(outputs, target_sizes=SIZES, rankseg_kwargs={"output_mode": "multilabel"})
+    assert masks[0].shape == (6, *SIZES[0]) and masks[0].dtype == torch.bool
+
+
+def test_importing_rankseg_does_not_import_transformers():
+    code = (
+        "import sys, rankseg; from rankseg.integration import transformers as t; "
+        "from rankseg.integration.transformers import postprocess, restore_semantic_probs; "
+        "assert 'transformers' not in sys.modules, 'transformers was imported'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def raises(exc, *parts):
+    import re
+
+    return pytest.raises(exc, match="(?s)" + "".join(f"(?=.*{re.escape(p)})" for p in parts))
+
+
+def test_rejects_tuple_outputs():
+    model, _ = model_run("segformer")
+    with torch.no_grad():
+        tup = model(pixel_values=torch.randn(1, 3, 64, 64), return_dict=False)
+    with raises(TypeError, "tuple", "return_dict=True"):
+        hf.postprocess(tup)
+
+
+@pytest.mark.parametrize(
+    "build,adapter",
+    [
+        (lambda: T.models.sam.modeling_sam.SamImageSegmentationOutput(
+            iou_scores=torch.rand(1, 1, 3), pred_masks=torch.randn(1, 1, 3, 8, 8)), "Sam1"),
+        (lambda: T.models.sam2.modeling_sam2.Sam2ImageSegmentationOutput(
+            iou_scores=torch.rand(1, 1, 3), pred_masks=torch.randn(1, 1, 3, 8, 8)), "Sam2"),
+        (lambda: T.models.sam3.modeling_sam3.Sam3ImageSegmentationOutput(
+            pred_masks=torch.randn(1, 3, 8, 8), semantic_seg=torch.randn(1, 1, 8, 8)), "Sam3"),
+    ],
+    ids=["sam", "sam2", "sam3"],
+)
+def test_rejects_sam_outputs_and_names_the_adapter(build, adapter):
+    try:
+        outputs = build()
+    except ImportError as e:  # SAM3's modeling module needs torchvision
+        pytest.skip(f"this transformers install cannot import the output class: {e}")
+    with raises(ValueError, "rankseg.integration.sam", adapter):
+        hf.restore_semantic_probs(outputs)
+
+
+def test_rejects_eomt_seggpt_and_custom_outputs():
+    eomt = T.models.eomt.modeling_eomt.EomtForUniversalSegmentationOutput(
+        class_queries_logits=torch.randn(1, 5, 7), masks_queries_logits=torch.randn(1, 5, 8, 8),
+        patch_offsets=[torch.tensor([[0, 0, 8]])])
+    with raises(ValueError, "patch_offsets", "post_process_semantic_segmentation"):
+        hf.postprocess(eomt)
+    seggpt = T.models.seggpt.modeling_seggpt.SegGptImageSegmentationOutput(pred_masks=torch.randn(1, 3, 8, 8))
+    with raises(ValueError, "SegGPT", "post-processing"):
+        hf.postprocess(seggpt)
+
+    @dataclasses.dataclass
+    class CustomOutput(T.utils.ModelOutput):
+        logits: torch.Tensor | None = None
+
+    with raises(TypeError, "CustomOutput", "rankseg.RankSEG"):
+        hf.postprocess(CustomOutput(logits=torch.randn(1, 3, 8, 8)))
+    with raises(TypeError, "dict"):
+        hf.postprocess({"logits": torch.randn(1, 3, 8, 8)})
+
+
+def semantic(logits):
+    return T.modeling_outputs.SemanticSegmenterOutput(logits=logits)
+
+
+@pytest.mark.parametrize(
+    "outputs,kwargs,exc,parts",
+    [
+        (semantic([[1.0]]), {}, TypeError, ["outputs.logits", "torch.Tensor"]),
+        (semantic(torch.randn(2, 3, 8)), {}, ValueError, ["outputs.logits", "(2, 3, 8)"]),
+        (semantic(torch.randint(0, 3, (1, 3, 8, 8))), {}, TypeError, ["outputs.logits", "floating"]),
+        (semantic(torch.full((1, 3, 8, 8), float("nan"))), {}, ValueError, ["outputs.logits", "NaN"]),
+        (semantic(torch.randn(2, 3, 8, 8)), {"target_sizes": [(4, 4)]}, ValueError, ["target_sizes", "1", "2"]),
+        (semantic(torch.randn(1, 3, 8, 8)), {"target_sizes": [(0, 4)]}, ValueError, ["target_sizes[0]", "positive"]),
+        (semantic(torch.randn(1, 3, 8, 8)), {"target_sizes": [(4.5, 4)]}, TypeError, ["target_sizes[0]"]),
+        (semantic(torch.randn(1, 3, 8, 8)), {"target_sizes": (8, 8)}, TypeError, ["target_sizes", "[(8, 8)]"]),
+        (semantic(torch.randn(1, 3, 8, 8)), {"target_sizes": "8x8"}, TypeError, ["target_sizes"]),
+        (semantic(torch.randn(1, 3, 8, 8)), {"target_sizes": torch.tensor([[4.0, 4.0]])}, TypeError, ["target_sizes"]),
+        (semantic(torch.randn(1, 3, 8, 8)), {"target_sizes": torch.tensor([4, 4])}, ValueError, ["target_sizes", "(batch, 2)"]),
+    ],
+)
+def test_bad_inputs_raise_clear_errors(outputs, kwargs, exc, parts):
+    with raises(exc, *parts):
+        hf.restore_semantic_probs(outputs, **kwargs)
+
+
+def test_detr_like_output_without_known_class_asks_for_model():
+    _, outputs = model_run("detr")
+
+    class Renamed(type(outputs)):
+        pass
+
+    Renamed.__module__ = type(outputs).__module__
+    renamed = Renamed(**{k: v for k, v in outputs.items()})
+    with raises(ValueError, "model=", "no-object"):
+        hf.restore_semantic_probs(renamed)
+    model, _ = model_run("detr")
+    assert hf.restore_semantic_probs(renamed, model=model)[0].shape[0] == outputs.logits.shape[-1] - 1
+
+
+def test_bad_rankseg_kwargs():
+    _, outputs = model_run("segformer")
+    with raises(TypeError, "rankseg_kwargs", "list"):
+        hf.postprocess(outputs, rankseg_kwargs=["dice"])
+    with raises(ValueError, "metric"):
+        hf.postprocess(outputs, rankseg_kwargs={"metric": "f1"})
+
+
+def test_example_script_runs():
+    """The documented example is real code: it must run and find the processor's map again."""
+    from pathlib import Path
+
+    script = Path(__file__).parents[1] / "examples" / "transformers_segformer.py"
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, check=True)
+    assert "agrees with the processor's map on 100.00% of pixels" in result.stdout
