@@ -8,13 +8,10 @@ is turned into per-pixel class probabilities exactly as that model's image proce
 
 from __future__ import annotations
 
-import numbers
-from collections.abc import Sequence
-
 import torch
-import torch.nn.functional as F
 
 from .._rankseg import RankSEG
+from ._common import group_by_size, image_sizes, resize, sam_adapter_for, tensor_field
 
 __all__ = ["postprocess", "restore_semantic_probs"]
 
@@ -29,7 +26,6 @@ _QUERY_MODEL_TYPES = ("maskformer", "mask2former", "oneformer")
 # logits + pred_masks outputs, and whether their logits end with a no-object column.
 _DETR_OUTPUTS = {"DetrSegmentationOutput": True, "ConditionalDetrSegmentationOutput": False}
 _DETR_MODEL_TYPES = {"detr": True, "conditional_detr": False}
-_SAM_ADAPTERS = {"sam": "Sam1", "sam_hq": "Sam1", "sam2": "Sam2", "sam3": "Sam3"}
 
 
 def restore_semantic_probs(outputs, *, model=None, target_sizes=None) -> list[torch.Tensor]:
@@ -55,8 +51,8 @@ def restore_semantic_probs(outputs, *, model=None, target_sizes=None) -> list[to
     scores, finish = _semantic_scores(outputs, model)
     sizes = _target_sizes(target_sizes, scores.shape[0], scores.shape[-2:])
     probs: list[torch.Tensor | None] = [None] * scores.shape[0]
-    for size, index in _group_by_size(sizes).items():
-        for i, p in zip(index, finish(_resize(scores[index], size))):
+    for size, index in group_by_size(sizes).items():
+        for i, p in zip(index, finish(resize(scores[index], size))):
             probs[i] = p
     return probs
 
@@ -77,8 +73,8 @@ def postprocess(outputs, *, model=None, target_sizes=None, rankseg_kwargs=None) 
     segmenter = RankSEG(**kwargs)
     sizes = _target_sizes(target_sizes, scores.shape[0], scores.shape[-2:])
     masks: list[torch.Tensor | None] = [None] * scores.shape[0]
-    for size, index in _group_by_size(sizes).items():
-        batch = segmenter(finish(_resize(scores[index], size)))
+    for size, index in group_by_size(sizes).items():
+        batch = segmenter(finish(resize(scores[index], size)))
         for i, m in zip(index, batch):
             masks[i] = m
     return masks
@@ -88,15 +84,15 @@ def _semantic_scores(outputs, model):
     """Scores (B, C, h, w) at model resolution, and the function that turns resized scores into probabilities."""
     family = _family(outputs, model)
     if family == "logits":
-        logits = _tensor(outputs, "logits", 4, "(batch, classes, height, width)")
+        logits = tensor_field(outputs, "logits", 4, "(batch, classes, height, width)")
         return logits, _softmax_or_sigmoid
     if family == "queries":
-        class_logits = _tensor(outputs, "class_queries_logits", 3, "(batch, queries, classes + 1)")
-        mask_logits = _tensor(outputs, "masks_queries_logits", 4, "(batch, queries, height, width)")
+        class_logits = tensor_field(outputs, "class_queries_logits", 3, "(batch, queries, classes + 1)")
+        mask_logits = tensor_field(outputs, "masks_queries_logits", 4, "(batch, queries, height, width)")
         pre_resize = _MASK_PRE_RESIZE.get(type(outputs).__name__) or _MASK_PRE_RESIZE.get(_model_type(model))
         return _query_scores(class_logits, mask_logits, True, pre_resize, "class_queries_logits"), _normalise
-    class_logits = _tensor(outputs, "logits", 3, "(batch, queries, classes)")
-    mask_logits = _tensor(outputs, "pred_masks", 4, "(batch, queries, height, width)")
+    class_logits = tensor_field(outputs, "logits", 3, "(batch, queries, classes)")
+    mask_logits = tensor_field(outputs, "pred_masks", 4, "(batch, queries, height, width)")
     return _query_scores(class_logits, mask_logits, family == "detr", None, "logits"), _normalise
 
 
@@ -108,7 +104,7 @@ def _family(outputs, model) -> str:
             "outputs is a tuple (the model ran with return_dict=False); run it with return_dict=True so the "
             "output fields can be told apart"
         )
-    sam = _sam_adapter(name, module)
+    sam = sam_adapter_for(outputs)
     if sam:
         raise ValueError(
             f"{name} is a SAM-family output; use rankseg.integration.sam.{sam} "
@@ -151,32 +147,12 @@ def _family(outputs, model) -> str:
     )
 
 
-def _sam_adapter(name: str, module: str) -> str | None:
-    for model_type, adapter in sorted(_SAM_ADAPTERS.items(), key=lambda kv: -len(kv[0])):
-        if f".models.{model_type}." in module or f".models.{model_type}_" in module:
-            return adapter
-    return "Sam1" if name.startswith("Sam") else None
-
-
 def _model_type(model) -> str | None:
     return getattr(getattr(model, "config", None), "model_type", None)
 
 
 def _field(outputs, name: str) -> bool:
     return getattr(outputs, name, None) is not None
-
-
-def _tensor(outputs, name: str, ndim: int, layout: str) -> torch.Tensor:
-    t = getattr(outputs, name)
-    if not isinstance(t, torch.Tensor):
-        raise TypeError(f"outputs.{name} must be a torch.Tensor, got {type(t).__name__}")
-    if t.dim() != ndim or t.numel() == 0:
-        raise ValueError(f"outputs.{name} must have shape {layout}, non-empty, got {tuple(t.shape)}")
-    if not t.is_floating_point():
-        raise TypeError(f"outputs.{name} must be floating point, got {t.dtype}")
-    if not bool(torch.isfinite(t).all()):
-        raise ValueError(f"outputs.{name} contains NaN or infinity; check the model's inputs and precision")
-    return t.detach().float()
 
 
 def _query_scores(class_logits, mask_logits, has_no_object, pre_resize, class_field) -> torch.Tensor:
@@ -190,7 +166,7 @@ def _query_scores(class_logits, mask_logits, has_no_object, pre_resize, class_fi
     if has_no_object and class_logits.shape[2] < 2:
         raise ValueError(f"outputs.{class_field} needs at least one class besides the no-object column")
     if pre_resize is not None:
-        mask_logits = F.interpolate(mask_logits, size=pre_resize, mode="bilinear", align_corners=False)
+        mask_logits = resize(mask_logits, pre_resize)
     classes = class_logits.softmax(dim=-1)
     if has_no_object:
         classes = classes[..., :-1]
@@ -212,48 +188,4 @@ def _normalise(scores: torch.Tensor) -> torch.Tensor:
 def _target_sizes(target_sizes, batch: int, model_size) -> list[tuple[int, int]]:
     if target_sizes is None:
         return [tuple(int(s) for s in model_size)] * batch
-    if isinstance(target_sizes, torch.Tensor):
-        if target_sizes.is_floating_point() or target_sizes.is_complex() or target_sizes.dtype == torch.bool:
-            raise TypeError(f"target_sizes tensor must hold integers, got {target_sizes.dtype}")
-        if target_sizes.dim() != 2 or target_sizes.shape[1] != 2:
-            raise ValueError(f"target_sizes tensor must have shape (batch, 2), got {tuple(target_sizes.shape)}")
-        target_sizes = target_sizes.tolist()
-    if not isinstance(target_sizes, Sequence) or isinstance(target_sizes, (str, bytes)):
-        raise TypeError(
-            f"target_sizes must be None, a list of (height, width) or an int tensor (B, 2), got "
-            f"{type(target_sizes).__name__}"
-        )
-    if target_sizes and all(isinstance(s, numbers.Integral) for s in target_sizes):
-        raise TypeError(
-            f"target_sizes must hold one (height, width) per image, e.g. [{tuple(target_sizes)}], got a flat "
-            f"{type(target_sizes).__name__} {tuple(target_sizes)}"
-        )
-    if len(target_sizes) != batch:
-        raise ValueError(f"target_sizes has {len(target_sizes)} entries for a batch of {batch} images")
-    sizes = []
-    for i, size in enumerate(target_sizes):
-        if (
-            not isinstance(size, Sequence)
-            or len(size) != 2
-            or not all(isinstance(s, numbers.Integral) and not isinstance(s, bool) for s in size)
-        ):
-            raise TypeError(f"target_sizes[{i}] must be a (height, width) pair of ints, got {size!r}")
-        if min(size) < 1:
-            raise ValueError(f"target_sizes[{i}] must be positive, got {tuple(size)}")
-        sizes.append((int(size[0]), int(size[1])))
-    return sizes
-
-
-def _group_by_size(sizes: list[tuple[int, int]]) -> dict[tuple[int, int], list[int]]:
-    groups: dict[tuple[int, int], list[int]] = {}
-    for i, size in enumerate(sizes):
-        groups.setdefault(size, []).append(i)
-    return groups
-
-
-def _resize(scores: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    if tuple(scores.shape[-2:]) == size:
-        return scores
-    return F.interpolate(scores, size=size, mode="bilinear", align_corners=False)
-
-
+    return image_sizes(target_sizes, "target_sizes", batch, allow_single=False)

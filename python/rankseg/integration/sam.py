@@ -1,0 +1,232 @@
+"""RankSEG for the Segment Anything family in Hugging Face Transformers: SAM and SAM-HQ (``Sam1``), SAM2
+(``Sam2``) and SAM3 (``Sam3``).
+
+Each adapter restores mask probabilities exactly as the model's processor builds the masks it thresholds
+(``post_process_masks``, ``post_process_instance_segmentation``, ``post_process_semantic_segmentation``), then
+RankSEG (multilabel by default: every mask on its own) replaces the 0.5 threshold. Images that share a size go
+through one batched solver call. ``transformers`` itself is never imported here.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .._rankseg import RankSEG
+from ._common import group_by_size, image_sizes, resize, sam_adapter_for, tensor_field
+
+__all__ = ["Sam1", "Sam2", "Sam3"]
+
+
+class _SamAdapter:
+    name = ""
+
+    def __init__(self, rankseg_kwargs=None) -> None:
+        if not isinstance(rankseg_kwargs, (dict, type(None))):
+            raise TypeError(f"rankseg_kwargs must be a dict or None, got {type(rankseg_kwargs).__name__}")
+        kwargs = dict(rankseg_kwargs or {})
+        kwargs.setdefault("output_mode", "multilabel")
+        self.segmenter = RankSEG(**kwargs)
+
+    def _check(self, outputs) -> None:
+        if isinstance(outputs, tuple):
+            raise TypeError("outputs is a tuple (return_dict=False); run the model with return_dict=True")
+        family = sam_adapter_for(outputs)
+        if family is None:
+            raise TypeError(
+                f"outputs of type {type(outputs).__name__} is not a SAM-family output; for semantic segmentation "
+                "models use rankseg.integration.transformers.postprocess"
+            )
+        if family != self.name:
+            raise ValueError(
+                f"{type(outputs).__name__} comes from a {family} model; use rankseg.integration.sam.{family}, "
+                f"not {self.name}"
+            )
+
+    def _segment_stacked(self, probs: list[torch.Tensor]) -> list[torch.Tensor]:
+        """RankSEG on per-image (N, C, H, W) probabilities: images of one size are concatenated along N."""
+        out: list[torch.Tensor | None] = [None] * len(probs)
+        for _, index in group_by_size([tuple(p.shape[1:]) for p in probs]).items():
+            masks = self.segmenter(torch.cat([probs[i] for i in index]))
+            for i, m in zip(index, masks.split([probs[i].shape[0] for i in index])):
+                out[i] = m
+        return out
+
+
+class Sam1(_SamAdapter):
+    """SAM and SAM-HQ prompt masks: ``pred_masks`` (B, prompts, masks, h, w).
+
+    Args:
+        rankseg_kwargs: Passed to :class:`rankseg.RankSEG`; ``output_mode`` defaults to ``"multilabel"``.
+        pad_size: The (height, width) the processor padded images to (``processor.pad_size``; 1024 x 1024).
+    """
+
+    name = "Sam1"
+
+    def __init__(self, rankseg_kwargs=None, pad_size=(1024, 1024)) -> None:
+        super().__init__(rankseg_kwargs)
+        self.pad_size = image_sizes([pad_size], "pad_size", 1, allow_single=False)[0]
+
+    def restore_mask_probs(self, outputs, *, original_sizes, reshaped_input_sizes) -> list[torch.Tensor]:
+        """Per image, probabilities (prompts, masks, H, W): resize to the padded size, crop to the resized
+        input, resize to the original size (bilinear, align_corners=False), sigmoid."""
+        self._check(outputs)
+        logits = tensor_field(outputs, "pred_masks", 5, "(batch, prompts, masks, height, width)")
+        batch = logits.shape[0]
+        original = image_sizes(original_sizes, "original_sizes", batch, allow_single=True)
+        reshaped = image_sizes(reshaped_input_sizes, "reshaped_input_sizes", batch, allow_single=True)
+        for i, (h, w) in enumerate(reshaped):
+            if h > self.pad_size[0] or w > self.pad_size[1]:
+                raise ValueError(
+                    f"reshaped_input_sizes[{i}] = {(h, w)} is larger than pad_size {self.pad_size}; pass the "
+                    "processor's pad_size to Sam1(pad_size=...)"
+                )
+        probs: list[torch.Tensor | None] = [None] * batch
+        for (crop, size), index in group_by_size(list(zip(reshaped, original))).items():
+            x = logits[index].flatten(0, 1)  # (images * prompts, masks, h, w)
+            x = resize(resize(x, self.pad_size)[..., : crop[0], : crop[1]], size).sigmoid()
+            for i, p in zip(index, x.unflatten(0, (len(index), logits.shape[1]))):
+                probs[i] = p
+        return probs
+
+    def postprocess(self, outputs, *, original_sizes, reshaped_input_sizes) -> list[torch.Tensor]:
+        """Per image, RankSEG masks from :meth:`restore_mask_probs` (bool (prompts, masks, H, W) by default)."""
+        return self._segment_stacked(
+            self.restore_mask_probs(outputs, original_sizes=original_sizes, reshaped_input_sizes=reshaped_input_sizes)
+        )
+
+
+class Sam2(_SamAdapter):
+    """SAM2 prompt masks: ``pred_masks`` (B, objects, masks, h, w).
+
+    Args:
+        rankseg_kwargs: Passed to :class:`rankseg.RankSEG`; ``output_mode`` defaults to ``"multilabel"``.
+        apply_non_overlapping_constraints: As the processor's option: at each pixel only the object with the
+            highest logit keeps it; the others are clamped to at most -10 before the sigmoid.
+    """
+
+    name = "Sam2"
+
+    def __init__(self, rankseg_kwargs=None, apply_non_overlapping_constraints: bool = False) -> None:
+        super().__init__(rankseg_kwargs)
+        if not isinstance(apply_non_overlapping_constraints, bool):
+            raise TypeError(
+                "apply_non_overlapping_constraints must be a bool, got "
+                f"{type(apply_non_overlapping_constraints).__name__}"
+            )
+        self.apply_non_overlapping_constraints = apply_non_overlapping_constraints
+
+    def restore_mask_probs(self, outputs, *, original_sizes) -> list[torch.Tensor]:
+        """Per image, probabilities (objects, masks, H, W): resize to the original size, optionally keep only
+        the highest-logit object per pixel, sigmoid."""
+        self._check(outputs)
+        logits = tensor_field(outputs, "pred_masks", 5, "(batch, objects, masks, height, width)")
+        batch, objects = logits.shape[:2]
+        original = image_sizes(original_sizes, "original_sizes", batch, allow_single=True)
+        probs: list[torch.Tensor | None] = [None] * batch
+        for size, index in group_by_size(original).items():
+            x = resize(logits[index].flatten(0, 1), size).unflatten(0, (len(index), objects))
+            if self.apply_non_overlapping_constraints and objects > 1:
+                winner = x.argmax(dim=1, keepdim=True) == torch.arange(objects).view(1, -1, 1, 1, 1)
+                x = torch.where(winner, x, x.clamp(max=-10.0))
+            for i, p in zip(index, x.sigmoid()):
+                probs[i] = p
+        return probs
+
+    def postprocess(self, outputs, *, original_sizes) -> list[torch.Tensor]:
+        """Per image, RankSEG masks from :meth:`restore_mask_probs` (bool (objects, masks, H, W) by default)."""
+        return self._segment_stacked(self.restore_mask_probs(outputs, original_sizes=original_sizes))
+
+
+class Sam3(_SamAdapter):
+    """SAM3 outputs: instances (``pred_logits``, ``pred_boxes``, ``pred_masks``, optional ``presence_logits``)
+    and the semantic map ``semantic_seg``.
+
+    Args:
+        rankseg_kwargs: Passed to :class:`rankseg.RankSEG`; ``output_mode`` defaults to ``"multilabel"``.
+        threshold: Instances whose score is at most this are dropped, as in the processor (default 0.3).
+    """
+
+    name = "Sam3"
+
+    def __init__(self, rankseg_kwargs=None, threshold: float = 0.3) -> None:
+        super().__init__(rankseg_kwargs)
+        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 <= threshold <= 1:
+            raise ValueError(f"threshold must be a number in [0, 1], got {threshold!r}")
+        self.threshold = float(threshold)
+
+    def restore_instance_mask_probs(self, outputs, *, target_sizes=None) -> list[dict]:
+        """Per image, a dict of kept instances: ``scores`` (K,), ``boxes`` (K, 4) xyxy (scaled to pixels when
+        ``target_sizes`` is given) and ``mask_probs`` (K, H, W). Scores are sigmoid(pred_logits), times
+        sigmoid(presence_logits) when present; masks are sigmoid(pred_masks), resized when asked."""
+        self._check(outputs)
+        logits = tensor_field(outputs, "pred_logits", 2, "(batch, queries)")
+        boxes = tensor_field(outputs, "pred_boxes", 3, "(batch, queries, 4)")
+        masks = tensor_field(outputs, "pred_masks", 4, "(batch, queries, height, width)")
+        batch, queries = logits.shape
+        if boxes.shape[:2] != (batch, queries) or boxes.shape[2] != 4 or masks.shape[:2] != (batch, queries):
+            raise ValueError(
+                f"outputs.pred_logits {tuple(logits.shape)}, pred_boxes {tuple(boxes.shape)} and pred_masks "
+                f"{tuple(masks.shape)} must agree on (batch, queries)"
+            )
+        scores = logits.sigmoid()
+        if getattr(outputs, "presence_logits", None) is not None:
+            scores = scores * tensor_field(outputs, "presence_logits", 2, "(batch, 1)").sigmoid()
+        probs = masks.sigmoid()
+        sizes = None if target_sizes is None else image_sizes(target_sizes, "target_sizes", batch, allow_single=True)
+        if sizes is not None:
+            scale = torch.tensor([[w, h, w, h] for h, w in sizes], dtype=boxes.dtype)
+            boxes = boxes * scale[:, None, :]
+        keep = scores > self.threshold
+        results = [
+            {"scores": scores[i][keep[i]], "boxes": boxes[i][keep[i]], "mask_probs": probs[i][keep[i]]}
+            for i in range(batch)
+        ]
+        if sizes is not None:  # kept masks of images that share a size are resized together
+            for size, index in group_by_size(sizes).items():
+                kept = torch.cat([results[i]["mask_probs"] for i in index])
+                resized = resize(kept[None], size)[0] if kept.shape[0] else kept.new_zeros((0, *size))
+                for i, r in zip(index, resized.split([results[i]["mask_probs"].shape[0] for i in index])):
+                    results[i]["mask_probs"] = r
+        return results
+
+    def postprocess_instance(self, outputs, *, target_sizes=None) -> list[dict]:
+        """Per image, ``scores``, ``boxes`` and RankSEG ``masks`` of the kept instances (bool (K, H, W) by
+        default; empty (0, H, W) when nothing clears the threshold)."""
+        results = self.restore_instance_mask_probs(outputs, target_sizes=target_sizes)
+        probs = [r["mask_probs"] for r in results]
+        if self.segmenter.options.output_mode == "multilabel":
+            masks = self._segment_instances(probs)
+        else:  # classes compete in multiclass mode, so each image's instances are solved on their own
+            masks = [self.segmenter(p[None])[0] if p.shape[0] else p.new_zeros(p.shape[1:], dtype=torch.int64)
+                     for p in probs]
+        return [{"scores": r["scores"], "boxes": r["boxes"], "masks": m} for r, m in zip(results, masks)]
+
+    def _segment_instances(self, probs: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Multilabel masks are independent per instance: the instances of all images of one size are
+        concatenated into one call."""
+        out: list[torch.Tensor | None] = [None] * len(probs)
+        for size, index in group_by_size([tuple(p.shape[1:]) for p in probs]).items():
+            counts = [probs[i].shape[0] for i in index]
+            stacked = torch.cat([probs[i] for i in index])
+            masks = self.segmenter(stacked[None])[0] if stacked.shape[0] else stacked.new_zeros(stacked.shape, dtype=torch.bool)
+            for i, m in zip(index, masks.split(counts)):
+                out[i] = m
+        return out
+
+    def restore_semantic_mask_probs(self, outputs, *, target_sizes=None) -> list[torch.Tensor]:
+        """Per image, the semantic probability map (1, H, W): sigmoid(semantic_seg), resized when asked."""
+        self._check(outputs)
+        probs = tensor_field(outputs, "semantic_seg", 4, "(batch, 1, height, width)").sigmoid()
+        if target_sizes is None:
+            return list(probs)
+        sizes = image_sizes(target_sizes, "target_sizes", probs.shape[0], allow_single=True)
+        out: list[torch.Tensor | None] = [None] * probs.shape[0]
+        for size, index in group_by_size(sizes).items():
+            for i, p in zip(index, resize(probs[index], size)):
+                out[i] = p
+        return out
+
+    def postprocess_semantic(self, outputs, *, target_sizes=None) -> list[torch.Tensor]:
+        """Per image, RankSEG masks from :meth:`restore_semantic_mask_probs` (bool (1, H, W) by default)."""
+        probs = self.restore_semantic_mask_probs(outputs, target_sizes=target_sizes)
+        return [m[0] for m in self._segment_stacked([p[None] for p in probs])]
