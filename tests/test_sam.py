@@ -239,7 +239,9 @@ def test_constructor_errors():
         sam.Sam2(rankseg_kwargs={"metric": "f1"})
     with raises(TypeError, "apply_non_overlapping_constraints"):
         sam.Sam2(apply_non_overlapping_constraints=1)
-    with raises(ValueError, "threshold"):
+    with raises(ValueError, "threshold", "[0, 1]"):
         sam.Sam3(threshold=1.5)
+    with raises(TypeError, "threshold"):
+        sam.Sam3(threshold="0.3")
     with raises(ValueError, "pad_size"):
         sam.Sam1(pad_size=(0, 1024))

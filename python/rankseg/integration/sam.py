@@ -9,6 +9,8 @@ through one batched solver call. ``transformers`` itself is never imported here.
 
 from __future__ import annotations
 
+import numbers
+
 import torch
 
 from .._rankseg import RankSEG
@@ -150,8 +152,10 @@ class Sam3(_SamAdapter):
 
     def __init__(self, rankseg_kwargs=None, threshold: float = 0.3) -> None:
         super().__init__(rankseg_kwargs)
-        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 <= threshold <= 1:
-            raise ValueError(f"threshold must be a number in [0, 1], got {threshold!r}")
+        if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real):
+            raise TypeError(f"threshold must be a real number, got {type(threshold).__name__}")
+        if not 0 <= threshold <= 1:
+            raise ValueError(f"threshold must lie in [0, 1], got {threshold!r}")
         self.threshold = float(threshold)
 
     def restore_instance_mask_probs(self, outputs, *, target_sizes=None) -> list[dict]:
