@@ -44,12 +44,16 @@ class _SamAdapter:
                 f"not {self.name}"
             )
 
-    def _segment_stacked(self, probs: list[torch.Tensor]) -> list[torch.Tensor]:
-        """RankSEG on per-image (N, C, H, W) probabilities: images of one size are concatenated along N."""
+    def _solve_grouped(self, probs: list[torch.Tensor], dim: int) -> list[torch.Tensor]:
+        """RankSEG on per-image probabilities (N, C, H, W) in few calls: images whose other dims agree are
+        concatenated along `dim` (0: prompts are separate images anyway; 1: multilabel masks are independent
+        per class too), solved at once and split back. An empty concatenation gives empty masks."""
         out: list[torch.Tensor | None] = [None] * len(probs)
-        for _, index in group_by_size([tuple(p.shape[1:]) for p in probs]).items():
-            masks = self.segmenter(torch.cat([probs[i] for i in index]))
-            for i, m in zip(index, masks.split([probs[i].shape[0] for i in index])):
+        keys = [tuple(s for d, s in enumerate(p.shape) if d != dim) for p in probs]
+        for _, index in group_by_size(keys).items():
+            stacked = torch.cat([probs[i] for i in index], dim)
+            masks = self.segmenter(stacked) if stacked.shape[dim] else torch.zeros(stacked.shape, dtype=torch.bool)
+            for i, m in zip(index, masks.split([probs[i].shape[dim] for i in index], dim)):
                 out[i] = m
         return out
 
@@ -92,9 +96,10 @@ class Sam1(_SamAdapter):
 
     def postprocess(self, outputs, *, original_sizes, reshaped_input_sizes) -> list[torch.Tensor]:
         """Per image, RankSEG masks from :meth:`restore_mask_probs` (bool (prompts, masks, H, W) by default)."""
-        return self._segment_stacked(
-            self.restore_mask_probs(outputs, original_sizes=original_sizes, reshaped_input_sizes=reshaped_input_sizes)
+        probs = self.restore_mask_probs(
+            outputs, original_sizes=original_sizes, reshaped_input_sizes=reshaped_input_sizes
         )
+        return self._solve_grouped(probs, 0)
 
 
 class Sam2(_SamAdapter):
@@ -136,7 +141,7 @@ class Sam2(_SamAdapter):
 
     def postprocess(self, outputs, *, original_sizes) -> list[torch.Tensor]:
         """Per image, RankSEG masks from :meth:`restore_mask_probs` (bool (objects, masks, H, W) by default)."""
-        return self._segment_stacked(self.restore_mask_probs(outputs, original_sizes=original_sizes))
+        return self._solve_grouped(self.restore_mask_probs(outputs, original_sizes=original_sizes), 0)
 
 
 class Sam3(_SamAdapter):
@@ -197,25 +202,12 @@ class Sam3(_SamAdapter):
         """Per image, ``scores``, ``boxes`` and RankSEG ``masks`` of the kept instances (bool (K, H, W) by
         default; empty (0, H, W) when nothing clears the threshold)."""
         results = self.restore_instance_mask_probs(outputs, target_sizes=target_sizes)
-        probs = [r["mask_probs"] for r in results]
+        probs = [r["mask_probs"][None] for r in results]
         if self.segmenter.options.output_mode == "multilabel":
-            masks = self._segment_instances(probs)
+            masks = [m[0] for m in self._solve_grouped(probs, 1)]
         else:  # classes compete in multiclass mode, so each image's instances are solved on their own
-            masks = [self.segmenter(p[None])[0] if p.shape[0] else p.new_zeros(p.shape[1:], dtype=torch.int64)
-                     for p in probs]
+            masks = [self.segmenter(p)[0] if p.shape[1] else p.new_zeros(p.shape[2:], dtype=torch.int64) for p in probs]
         return [{"scores": r["scores"], "boxes": r["boxes"], "masks": m} for r, m in zip(results, masks)]
-
-    def _segment_instances(self, probs: list[torch.Tensor]) -> list[torch.Tensor]:
-        """Multilabel masks are independent per instance: the instances of all images of one size are
-        concatenated into one call."""
-        out: list[torch.Tensor | None] = [None] * len(probs)
-        for size, index in group_by_size([tuple(p.shape[1:]) for p in probs]).items():
-            counts = [probs[i].shape[0] for i in index]
-            stacked = torch.cat([probs[i] for i in index])
-            masks = self.segmenter(stacked[None])[0] if stacked.shape[0] else stacked.new_zeros(stacked.shape, dtype=torch.bool)
-            for i, m in zip(index, masks.split(counts)):
-                out[i] = m
-        return out
 
     def restore_semantic_mask_probs(self, outputs, *, target_sizes=None) -> list[torch.Tensor]:
         """Per image, the semantic probability map (1, H, W): sigmoid(semantic_seg), resized when asked."""
@@ -233,4 +225,4 @@ class Sam3(_SamAdapter):
     def postprocess_semantic(self, outputs, *, target_sizes=None) -> list[torch.Tensor]:
         """Per image, RankSEG masks from :meth:`restore_semantic_mask_probs` (bool (1, H, W) by default)."""
         probs = self.restore_semantic_mask_probs(outputs, target_sizes=target_sizes)
-        return [m[0] for m in self._segment_stacked([p[None] for p in probs])]
+        return [m[0] for m in self._solve_grouped([p[None] for p in probs], 0)]
