@@ -72,12 +72,17 @@ def image_sizes(value, name: str, batch: int, *, allow_single: bool) -> list[tup
     return sizes
 
 
-def group_by_size(sizes) -> dict[tuple, list[int]]:
-    """Image indices grouped by their size, so each group is one batched call."""
+def per_group(keys, solve) -> list:
+    """Results in image order from one batched call per group of images with equal keys (sizes, shapes):
+    solve(key, index) gets the group's key and image positions and returns one result per image, in order."""
+    out: list = [None] * len(keys)
     groups: dict[tuple, list[int]] = {}
-    for i, size in enumerate(sizes):
-        groups.setdefault(tuple(size), []).append(i)
-    return groups
+    for i, key in enumerate(keys):
+        groups.setdefault(tuple(key), []).append(i)
+    for key, index in groups.items():
+        for i, result in zip(index, solve(key, index)):
+            out[i] = result
+    return out
 
 
 def resize(x: torch.Tensor, size) -> torch.Tensor:

@@ -14,7 +14,7 @@ import numbers
 import torch
 
 from .._rankseg import RankSEG
-from ._common import group_by_size, image_sizes, resize, sam_adapter_for, tensor_field
+from ._common import image_sizes, per_group, resize, sam_adapter_for, tensor_field
 
 __all__ = ["Sam1", "Sam2", "Sam3"]
 
@@ -48,14 +48,12 @@ class _SamAdapter:
         """RankSEG on per-image probabilities (N, C, H, W) in few calls: images whose other dims agree are
         concatenated along `dim` (0: prompts are separate images anyway; 1: multilabel masks are independent
         per class too), solved at once and split back. An empty concatenation gives empty masks."""
-        out: list[torch.Tensor | None] = [None] * len(probs)
-        keys = [tuple(s for d, s in enumerate(p.shape) if d != dim) for p in probs]
-        for _, index in group_by_size(keys).items():
+        def solve(_, index):
             stacked = torch.cat([probs[i] for i in index], dim)
             masks = self.segmenter(stacked) if stacked.shape[dim] else torch.zeros(stacked.shape, dtype=torch.bool)
-            for i, m in zip(index, masks.split([probs[i].shape[dim] for i in index], dim)):
-                out[i] = m
-        return out
+            return masks.split([probs[i].shape[dim] for i in index], dim)
+
+        return per_group([tuple(s for d, s in enumerate(p.shape) if d != dim) for p in probs], solve)
 
 
 class Sam1(_SamAdapter):
@@ -86,13 +84,13 @@ class Sam1(_SamAdapter):
                     f"reshaped_input_sizes[{i}] = {(h, w)} is larger than pad_size {self.pad_size}; pass the "
                     "processor's pad_size to Sam1(pad_size=...)"
                 )
-        probs: list[torch.Tensor | None] = [None] * batch
-        for (crop, size), index in group_by_size(list(zip(reshaped, original))).items():
+        def restore(key, index):
+            (crop_h, crop_w), size = key
             x = logits[index].flatten(0, 1)  # (images * prompts, masks, h, w)
-            x = resize(resize(x, self.pad_size)[..., : crop[0], : crop[1]], size).sigmoid()
-            for i, p in zip(index, x.unflatten(0, (len(index), logits.shape[1]))):
-                probs[i] = p
-        return probs
+            x = resize(resize(x, self.pad_size)[..., :crop_h, :crop_w], size).sigmoid()
+            return x.unflatten(0, (len(index), logits.shape[1]))
+
+        return per_group(list(zip(reshaped, original)), restore)
 
     def postprocess(self, outputs, *, original_sizes, reshaped_input_sizes) -> list[torch.Tensor]:
         """Per image, RankSEG masks from :meth:`restore_mask_probs` (bool (prompts, masks, H, W) by default)."""
@@ -129,15 +127,14 @@ class Sam2(_SamAdapter):
         logits = tensor_field(outputs, "pred_masks", 5, "(batch, objects, masks, height, width)")
         batch, objects = logits.shape[:2]
         original = image_sizes(original_sizes, "original_sizes", batch, allow_single=True)
-        probs: list[torch.Tensor | None] = [None] * batch
-        for size, index in group_by_size(original).items():
+        def restore(size, index):
             x = resize(logits[index].flatten(0, 1), size).unflatten(0, (len(index), objects))
             if self.apply_non_overlapping_constraints and objects > 1:
                 winner = x.argmax(dim=1, keepdim=True) == torch.arange(objects).view(1, -1, 1, 1, 1)
                 x = torch.where(winner, x, x.clamp(max=-10.0))
-            for i, p in zip(index, x.sigmoid()):
-                probs[i] = p
-        return probs
+            return x.sigmoid()
+
+        return per_group(original, restore)
 
     def postprocess(self, outputs, *, original_sizes) -> list[torch.Tensor]:
         """Per image, RankSEG masks from :meth:`restore_mask_probs` (bool (objects, masks, H, W) by default)."""
@@ -191,11 +188,14 @@ class Sam3(_SamAdapter):
             for i in range(batch)
         ]
         if sizes is not None:  # kept masks of images that share a size are resized together
-            for size, index in group_by_size(sizes).items():
+
+            def restore(size, index):
                 kept = torch.cat([results[i]["mask_probs"] for i in index])
                 resized = resize(kept[None], size)[0] if kept.shape[0] else kept.new_zeros((0, *size))
-                for i, r in zip(index, resized.split([results[i]["mask_probs"].shape[0] for i in index])):
-                    results[i]["mask_probs"] = r
+                return resized.split([results[i]["mask_probs"].shape[0] for i in index])
+
+            for r, m in zip(results, per_group(sizes, restore)):
+                r["mask_probs"] = m
         return results
 
     def postprocess_instance(self, outputs, *, target_sizes=None) -> list[dict]:
@@ -216,11 +216,7 @@ class Sam3(_SamAdapter):
         if target_sizes is None:
             return list(probs)
         sizes = image_sizes(target_sizes, "target_sizes", probs.shape[0], allow_single=True)
-        out: list[torch.Tensor | None] = [None] * probs.shape[0]
-        for size, index in group_by_size(sizes).items():
-            for i, p in zip(index, resize(probs[index], size)):
-                out[i] = p
-        return out
+        return per_group(sizes, lambda size, index: resize(probs[index], size))
 
     def postprocess_semantic(self, outputs, *, target_sizes=None) -> list[torch.Tensor]:
         """Per image, RankSEG masks from :meth:`restore_semantic_mask_probs` (bool (1, H, W) by default)."""

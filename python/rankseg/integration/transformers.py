@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 
 from .._rankseg import RankSEG
-from ._common import group_by_size, image_sizes, resize, sam_adapter_for, tensor_field
+from ._common import image_sizes, per_group, resize, sam_adapter_for, tensor_field
 
 __all__ = ["postprocess", "restore_semantic_probs"]
 
@@ -50,11 +50,7 @@ def restore_semantic_probs(outputs, *, model=None, target_sizes=None) -> list[to
     """
     scores, finish = _semantic_scores(outputs, model)
     sizes = _target_sizes(target_sizes, scores.shape[0], scores.shape[-2:])
-    probs: list[torch.Tensor | None] = [None] * scores.shape[0]
-    for size, index in group_by_size(sizes).items():
-        for i, p in zip(index, finish(resize(scores[index], size))):
-            probs[i] = p
-    return probs
+    return per_group(sizes, lambda size, index: finish(resize(scores[index], size)))
 
 
 def postprocess(outputs, *, model=None, target_sizes=None, rankseg_kwargs=None) -> list[torch.Tensor]:
@@ -72,12 +68,7 @@ def postprocess(outputs, *, model=None, target_sizes=None, rankseg_kwargs=None) 
     kwargs.setdefault("output_mode", "multiclass" if scores.shape[1] > 1 else "multilabel")
     segmenter = RankSEG(**kwargs)
     sizes = _target_sizes(target_sizes, scores.shape[0], scores.shape[-2:])
-    masks: list[torch.Tensor | None] = [None] * scores.shape[0]
-    for size, index in group_by_size(sizes).items():
-        batch = segmenter(finish(resize(scores[index], size)))
-        for i, m in zip(index, batch):
-            masks[i] = m
-    return masks
+    return per_group(sizes, lambda size, index: segmenter(finish(resize(scores[index], size))))
 
 
 def _semantic_scores(outputs, model):
