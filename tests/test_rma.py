@@ -81,15 +81,16 @@ def test_concentrated_values_in_one_bin():
     assert_masks_optimal(probs, masks, "dice", 0.0, 0.0)
 
 
-def test_few_huge_classes_use_chunks(threads):
+@pytest.mark.parametrize("smooth", [0.0, 1.0], ids=["threshold-passes", "histogram"])
+def test_few_huge_classes_use_chunks(threads, smooth):
     """One class of more than one chunk (2**20 pixels) is split across threads; results must not change."""
     probs = make_probs("fields", (1, 2, 3 * 2**20 + 17), seed=11)
     torch.set_num_threads(2)
-    two = rankseg.rankseg(probs, output_mode="multilabel", pruning_prob=0.0)
+    two = rankseg.rankseg(probs, smooth=smooth, output_mode="multilabel", pruning_prob=0.0)
     torch.set_num_threads(1)
-    one = rankseg.rankseg(probs, output_mode="multilabel", pruning_prob=0.0)
+    one = rankseg.rankseg(probs, smooth=smooth, output_mode="multilabel", pruning_prob=0.0)
     assert torch.equal(one, two)
-    assert_masks_optimal(probs, two, "dice", 0.0, 0.0)
+    assert_masks_optimal(probs, two, "dice", smooth, 0.0)
 
 
 @pytest.mark.parametrize("mode", ["multiclass", "multilabel"])
