@@ -50,7 +50,7 @@ struct ClassCut {
 template <class V>
 struct Workspace {
   Histogram total, part;
-  std::vector<uint8_t> candidate = std::vector<uint8_t>(kBins);
+  std::vector<uint8_t> candidate;
   std::vector<V> values;
 };
 
@@ -129,7 +129,7 @@ inline int64_t score_boundaries(const Histogram& h, const VolumeScore& score, Be
   // The slack only admits extra bins: it guards against rounding, never drops a needed one.
   const double floor = best.score - 1e-12 * std::abs(best.score);
   int64_t marked = 0;
-  std::fill(candidate.begin(), candidate.end(), 0);
+  candidate.assign(kBins, 0);
   for_each_bin_desc(h, [&](int k, int64_t above, double above_sum) {
     const int64_t n = h.count[k];
     if (n < 2) return;  // a single pixel has no interior cut
@@ -175,7 +175,10 @@ void solve_by_histogram(const Pixels<S>& px, const VolumeScore& score, bool para
   std::vector<Histogram> parts(parallel ? static_cast<size_t>(chunks) : 0);
   ws.total.clear();
   if (parallel) {
-    for_each_chunk(chunks, true, threads, [&](int64_t j) { accumulate_histogram(px.chunk(j), parts[size_t(j)]); });
+    for_each_chunk(chunks, true, threads, [&](int64_t j) {
+      parts[size_t(j)].clear();
+      accumulate_histogram(px.chunk(j), parts[size_t(j)]);
+    });
     for (const auto& part : parts) ws.total.add(part);
   } else {
     for (int64_t j = 0; j < chunks; ++j) {

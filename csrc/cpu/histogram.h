@@ -12,13 +12,14 @@ namespace rankseg::cpu {
 // A power of two, so v * kBins is exact and bin k holds exactly the values in [k, k + 1) / kBins.
 constexpr int kBins = 4096;
 
+// Empty until cleared, so scratch space costs nothing for the metrics that never build one.
 struct Histogram {
-  std::vector<int64_t> count = std::vector<int64_t>(kBins);
-  std::vector<double> sum = std::vector<double>(kBins);
+  std::vector<int64_t> count;
+  std::vector<double> sum;
 
   void clear() {
-    std::fill(count.begin(), count.end(), 0);
-    std::fill(sum.begin(), sum.end(), 0.0);
+    count.assign(kBins, 0);
+    sum.assign(kBins, 0.0);
   }
   void add(const Histogram& other) {
     for (int k = 0; k < kBins; ++k) {
