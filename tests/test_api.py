@@ -95,7 +95,7 @@ def test_probs_type_and_shape_errors(probs, exc, names):
         {"metric": "acc", "solver": "TR", "output_mode": "multilabel"},
     ],
 )
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16, torch.bfloat16])
 def test_probs_value_errors(bad, kwargs, dtype):
     probs = PROBS.clone().to(dtype)
     probs[1, 2, 3, 4] = bad

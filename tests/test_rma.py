@@ -81,6 +81,31 @@ def test_concentrated_values_in_one_bin():
     assert_masks_optimal(probs, masks, "dice", 0.0, 0.0)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("metric", ["dice", "iou"])
+def test_band_too_large_to_copy(dtype, metric):
+    """Nearly every pixel just below 1/2 and a few above: the band between the first threshold and 1/2 holds
+    more than half the input's bytes, too much to copy, so the search reads every pixel instead."""
+    g = torch.Generator().manual_seed(7)
+    n = 40_000
+    x = 0.3 + 0.2 * torch.rand(2, 1, n, generator=g, dtype=torch.float64)
+    x[:, :, : n // 50] = 0.5 + 0.5 * torch.rand(2, 1, n // 50, generator=g, dtype=torch.float64)
+    probs = x.to(dtype)
+    masks = rankseg.rankseg(probs, metric, output_mode="multilabel")
+    assert masks.any()
+    assert_masks_optimal(probs, masks, metric, 0.0, 0.5)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("mode", ["multiclass", "multilabel"])
+def test_negative_zero_reads_as_zero(dtype, mode):
+    """-0.0 has the sign bit set, which the first pass's range check notices; it must still be a valid 0."""
+    probs = make_probs("sparse", (2, 3, 20, 30), seed=3, dtype=dtype)
+    signed = torch.where(probs == 0, torch.full_like(probs, -0.0), probs)
+    assert torch.signbit(signed).any()
+    assert torch.equal(rankseg.rankseg(signed, output_mode=mode), rankseg.rankseg(probs, output_mode=mode))
+
+
 @pytest.mark.parametrize("smooth", [0.0, 1.0], ids=["threshold-passes", "histogram"])
 def test_few_huge_classes_use_chunks(threads, smooth):
     """One class of more than one chunk (2**20 pixels) is split across threads; results must not change."""

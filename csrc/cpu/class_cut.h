@@ -1,7 +1,7 @@
 // The optimal volume of one (image, class) without sorting it.
 //
-// Dice with s = 0 and IoU select {p > t*} (scores.h), found by Dinkelbach's iteration: a few vectorised
-// count-and-sum passes, exact. Dice with s > 0 uses a histogram: exact scores at bin boundaries, an upper
+// Dice with s = 0 and IoU select {p > t*} (scores.h), found by Dinkelbach's iteration: exact count-and-sum
+// steps over the band of pixels that can still change the mask. Dice with s > 0 uses a histogram: exact scores at bin boundaries, an upper
 // bound inside each bin, and an exact sort of only the bins that could beat the best boundary.
 #pragma once
 
@@ -10,10 +10,13 @@
 #include <cstdint>
 #include <functional>
 #include <limits>
+#include <memory>
 #include <vector>
 
 #include "../scores.h"
+#include "band.h"
 #include "histogram.h"
+#include "lanes.h"
 #include "pixels.h"
 #include "streaming.h"
 
@@ -52,6 +55,19 @@ struct Workspace {
   Histogram total, part;
   std::vector<uint8_t> candidate;
   std::vector<V> values;
+
+  // Room for n band values, grown on demand and never zero-filled: pages nobody writes cost nothing.
+  V* band(int64_t n) {
+    if (n > band_room) {
+      band_values.reset(new V[size_t(n)]);
+      band_room = n;
+    }
+    return band_values.get();
+  }
+
+ private:
+  std::unique_ptr<V[]> band_values;
+  int64_t band_room = 0;
 };
 
 // Runs body(j) for every chunk, on the whole team when `parallel`. Callers merge per-chunk results in order.
@@ -77,32 +93,57 @@ void write_class_mask(const Pixels<S>& px, double threshold, bool parallel, int 
   });
 }
 
+// At most half the bytes of the pixels it comes from: the band never costs more than half the input.
+template <class S>
+int64_t band_capacity(int64_t pixels) {
+  return pixels * int64_t(sizeof(S)) / (2 * int64_t(sizeof(value_t<S>)));
+}
+
 // Dinkelbach: from a mask of score l, the mask {p > pixel_threshold(l)} scores at least as well, and strictly
 // better unless l is optimal. Scores rise and masks shrink at every step, so it ends; the first mask that
-// does not improve is the smallest optimal one. The level sets of the first pass give the starting mask;
-// each step also writes its mask (when asked), so the last step's mask is already the answer.
+// does not improve is the smallest optimal one. It starts from {p > 1/2}, which every optimal mask contains,
+// so each step only looks at the band between its first threshold and 1/2: gathered once, read from then on.
+// A band too large to copy is searched by passes over every pixel instead, with the same steps.
 template <class S>
 void solve_by_threshold(const Pixels<S>& px, const Moments& m, const VolumeScore& score, bool parallel,
-                        int threads, Best& best, bool* mask) {
+                        int threads, Workspace<value_t<S>>& ws, Best& best) {
   using V = value_t<S>;
-  for (int k = 0; k < kLevels; ++k) {
-    if (m.above_count[k] > 0)
-      best.offer(score(m.above_sum[k], double(m.above_count[k])), m.above_count[k], m.above_sum[k],
-                 smallest_above<V>(kLevel[k]));
-  }
+  if (m.above_half > 0)
+    best.offer(score(m.above_half_sum, double(m.above_half)), m.above_half, m.above_half_sum,
+               double(smallest_above<V>(0.5)));
+
   const int64_t chunks = px.chunks();
+  const int64_t segment = band_capacity<S>(kChunk) + kLanes;
+  V* band = ws.band(chunks * segment);
+  std::vector<int64_t> band_size(static_cast<size_t>(chunks));
+  const V lo = smallest_above<V>(score.pixel_threshold(best.score));
+  for_each_chunk(chunks, parallel, threads, [&](int64_t j) {
+    const Pixels<S> c = px.chunk(j);
+    band_size[size_t(j)] =
+        gather_band(c.data, c.stride, c.count, lo, V(0.5), band + j * segment, band_capacity<S>(c.count));
+  });
+  const bool banded = std::all_of(band_size.begin(), band_size.end(), [](int64_t n) { return n >= 0; });
+
   std::vector<UpperSet> parts(static_cast<size_t>(chunks));
-  int64_t written = -1;  // volume of the mask in `mask`
-  for (int step = 0; step < 1000; ++step) {  // a safety net: each step removes at least one distinct value
-    const V t = smallest_above<V>(score.pixel_threshold(best.score));
+  auto upper_set_at = [&](V t) {
     for_each_chunk(chunks, parallel, threads, [&](int64_t j) {
       const Pixels<S> c = px.chunk(j);
-      parts[size_t(j)] = upper_set(c.data, c.stride, c.count, double(t), mask ? mask + j * kChunk : nullptr);
+      parts[size_t(j)] = banded ? upper_set(band + j * segment, 1, band_size[size_t(j)], double(t))
+                                : upper_set(c.data, c.stride, c.count, double(t));
     });
     UpperSet u;
     u.min = std::numeric_limits<double>::infinity();
     for (const auto& part : parts) u.merge(part);
-    written = u.count;
+    if (banded) {  // the pixels above 1/2 are selected at every step
+      u.count += m.above_half;
+      u.sum = m.above_half_sum + u.sum;
+    }
+    return u;
+  };
+
+  for (int step = 0; step < 1000; ++step) {  // a safety net: each step removes at least one distinct value
+    const V t = smallest_above<V>(score.pixel_threshold(best.score));
+    const UpperSet u = upper_set_at(t);
     if (u.count == 0) break;
     const double s = score(u.sum, double(u.count));
     const bool improved = s > best.score;
@@ -111,7 +152,6 @@ void solve_by_threshold(const Pixels<S>& px, const Moments& m, const VolumeScore
     // Every selected pixel clears the next threshold too: the next mask would be this one.
     if (u.min >= double(smallest_above<V>(score.pixel_threshold(best.score)))) break;
   }
-  if (mask && written != best.volume) write_class_mask(px, best.threshold, parallel, threads, mask);
 }
 
 // Scores every bin boundary exactly (all pixels of a higher bin outrank every pixel of a lower one), then
@@ -243,14 +283,14 @@ ClassCut solve_class(const Pixels<S>& px, const RmaOptions& options, Workspace<v
   const VolumeScore score{options.metric, cut.mu, options.smooth};
   Best best{score.empty()};
   if (threshold_form) {
-    solve_by_threshold(px, m, score, parallel, threads, best, mask);
+    solve_by_threshold(px, m, score, parallel, threads, ws, best);
   } else {
     solve_by_histogram(px, score, parallel, threads, ws, best);
-    if (mask) write_class_mask(px, best.threshold, parallel, threads, mask);
   }
   cut.volume = best.volume;
   cut.selected = best.selected;
   cut.threshold = best.volume > 0 ? best.threshold : std::numeric_limits<double>::infinity();
+  if (mask) write_class_mask(px, cut.threshold, parallel, threads, mask);  // read again while still cached
   return cut;
 }
 

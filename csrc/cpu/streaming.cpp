@@ -1,6 +1,6 @@
-// Streaming passes over one class, eight lanes at a time. Each entry point is cloned for x86-64-v3 (AVX2,
-// F16C) and the baseline (GCC target_clones); the clones run the same lane arithmetic (built without
-// floating-point contraction, see CMakeLists.txt), so they agree bit for bit.
+// Streaming passes over one class, eight lanes at a time (lanes.h). Each entry point is cloned for
+// x86-64-v3 (AVX2, F16C) and the baseline (GCC target_clones); the clones run the same lane arithmetic
+// (built without floating-point contraction, see CMakeLists.txt), so they agree bit for bit.
 #include "streaming.h"
 
 #include <algorithm>
@@ -21,10 +21,8 @@ void Moments::merge(const Moments& other) {
   sum += other.sum;
   max = std::max(max, other.max);
   invalid = invalid || other.invalid;
-  for (int k = 0; k < kLevels; ++k) {
-    above_count[k] += other.above_count[k];
-    above_sum[k] += other.above_sum[k];
-  }
+  above_half += other.above_half;
+  above_half_sum += other.above_half_sum;
 }
 
 void UpperSet::merge(const UpperSet& other) {
@@ -35,107 +33,212 @@ void UpperSet::merge(const UpperSet& other) {
 
 namespace {
 
-constexpr double kInf = std::numeric_limits<double>::infinity();
+// Lane reductions, always in lane order.
+double total(const Eight& e) {
+  double s = 0.0;
+  for (int l = 0; l < 4; ++l) s += e.lo[l];
+  for (int l = 0; l < 4; ++l) s += e.hi[l];
+  return s;
+}
+int64_t total(Mask8 m) {
+  int64_t s = 0;
+  for (int l = 0; l < kLanes; ++l) s += m[l];
+  return s;
+}
+int64_t total(const EightMask& m) {
+  int64_t s = 0;
+  for (int l = 0; l < 4; ++l) s += m.lo[l] + m.hi[l];
+  return s;
+}
+double smallest(Float8 v) {
+  float s = v[0];
+  for (int l = 1; l < kLanes; ++l) s = std::min(s, v[l]);
+  return s;
+}
+double smallest(const Eight& e) {
+  double s = e.lo[0];
+  for (int l = 1; l < 4; ++l) s = std::min(s, e.lo[l]);
+  for (int l = 0; l < 4; ++l) s = std::min(s, e.hi[l]);
+  return s;
+}
+uint64_t largest(Bits8 b) {
+  uint32_t s = 0;
+  for (int l = 0; l < kLanes; ++l) s = std::max(s, b[l]);
+  return s;
+}
+uint64_t largest(const EightBits& b) {
+  uint64_t s = 0;
+  for (int l = 0; l < 4; ++l) s = std::max(s, std::max(b.lo[l], b.hi[l]));
+  return s;
+}
 
-// Invalid values cost nothing extra: NaN poisons the sum, infinities and out-of-range values the extremes.
+// The last n < 8 pixels, the other lanes set to `fill`: a value the pass ignores.
+template <class S>
+[[gnu::always_inline]] inline typename LaneTypes<S>::Values load_tail(const S* p, int64_t stride, int64_t n,
+                                                                      value_t<S> fill) {
+  typename LaneTypes<S>::Values v = splat(typename LaneTypes<S>::Values{}, fill);
+  for (int64_t i = 0; i < n; ++i) set_lane(v, int(i), to_value(p[i * stride]));
+  return v;
+}
+
+// Calls step(values, k) for every block of eight pixels, the tail last. Blocks alternate between two sets
+// of accumulators (k = 0, 1), so consecutive additions do not wait for each other.
+template <class S, class Step>
+[[gnu::always_inline]] inline void for_each_block_strided(const S* p, int64_t stride, int64_t n, value_t<S> fill,
+                                                          Step& step) {
+  int64_t i = 0;
+  for (; i + 2 * kLanes <= n; i += 2 * kLanes) {
+    step(load8(p + i * stride, stride), 0);
+    step(load8(p + (i + kLanes) * stride, stride), 1);
+  }
+  int k = 0;
+  if (i + kLanes <= n) {
+    step(load8(p + i * stride, stride), 0);
+    i += kLanes;
+    k = 1;
+  }
+  if (i < n) step(load_tail(p + i * stride, stride, n - i, fill), k);
+}
+
+// The contiguous case gets its own copy of the loop, with plain vector loads.
+template <class S, class Step>
+[[gnu::always_inline]] inline void for_each_block(const S* p, int64_t stride, int64_t n, value_t<S> fill,
+                                                  Step&& step) {
+  if (stride == 1) {
+    for_each_block_strided(p, int64_t(1), n, fill, step);
+  } else {
+    for_each_block_strided(p, stride, n, fill, step);
+  }
+}
+
+// Exact validity and maximum, for the rare class whose bit patterns did not prove every value in [0, 1]
+// (a -0.0 is valid but has the sign bit set).
+template <class S>
+void rescan_extremes(const S* p, int64_t stride, int64_t n, Moments& m) {
+  m.max = 0.0;
+  m.invalid = false;
+  for (int64_t i = 0; i < n; ++i) {
+    const double v = to_value(p[i * stride]);
+    m.invalid = m.invalid || !(v >= 0.0 && v <= 1.0);
+    m.max = std::max(m.max, v);
+  }
+}
+
+// The sum of the values above 1/2. A float in (1/2, 1] is a whole number of 2^-24 steps, at most 2^24 of
+// them, so floats are summed exactly in integers: 64 per lane fit in 32 bits before moving to 64 bits.
+// Exact sums do not depend on the order, and cost fewer instructions than widening to double.
+struct AboveHalfFloat {
+  Bits8 run{};
+  int run_length = 0;
+  Bits4 total[2] = {};
+
+  [[gnu::always_inline]] void add(Mask8 in, Float8 v, int) {
+    const Mask8 steps = __builtin_convertvector(v * 0x1p24f, Mask8);  // only lanes in (1/2, 1] are kept
+    run += Bits8(in & steps);
+    if (++run_length == 64) flush();
+  }
+  [[gnu::always_inline]] void flush() {
+    total[0] += Bits4{run[0], run[1], run[2], run[3]};
+    total[1] += Bits4{run[4], run[5], run[6], run[7]};
+    run = Bits8{};
+    run_length = 0;
+  }
+  double value() {
+    flush();
+    uint64_t steps = 0;
+    for (int l = 0; l < 4; ++l) steps += total[0][l] + total[1][l];
+    return double(steps) * 0x1p-24;
+  }
+};
+
+// float64 values are summed in double lanes like the total.
+struct AboveHalfDouble {
+  Eight sum[2] = {};
+
+  [[gnu::always_inline]] void add(const EightMask& in, const Eight& v, int k) { cpu::add(sum[k], pick(in, v, Eight{})); }
+  double value() const { return total(sum[0]) + total(sum[1]); }
+};
+
+// One pass: the sum, the pixels above 1/2, and the largest bit pattern. For non-negative IEEE values the
+// bit patterns order like the values, and anything negative, NaN or above 1 has a larger pattern than 1.
 template <class S>
 [[gnu::always_inline]] inline Moments scan_moments_impl(const S* p, int64_t stride, int64_t n) {
-  const Double4 zero = {};
-  Double4 sum[2] = {}, max[2] = {}, min[2] = {zero + 1.0, zero + 1.0}, above_sum[kLevels][2] = {};
-  Mask4 above_count[kLevels][2] = {};
-  int64_t i = 0;
-  for (; i + kLanes <= n; i += kLanes) {
-    const Eight e = load8(p + i * stride, stride);
-    const Double4 half[2] = {e.lo, e.hi};
-    for (int h = 0; h < 2; ++h) {
-      const Double4 v = half[h];
-      sum[h] += v;
-      max[h] = v > max[h] ? v : max[h];
-      min[h] = v < min[h] ? v : min[h];
-      for (int k = 0; k < kLevels; ++k) {
-        const Mask4 above = v > kLevel[k];
-        above_sum[k][h] += above ? v : zero;
-        above_count[k][h] -= above;
-      }
-    }
-  }
-  for (; i < n; ++i) {  // the tail goes to lane 0
-    const double v = to_value(p[i * stride]);
-    sum[0][0] += v;
-    max[0][0] = v > max[0][0] ? v : max[0][0];
-    min[0][0] = v < min[0][0] ? v : min[0][0];
-    for (int k = 0; k < kLevels; ++k) {
-      above_sum[k][0][0] += v > kLevel[k] ? v : 0.0;
-      above_count[k][0][0] += v > kLevel[k];
-    }
-  }
+  using Lanes = LaneTypes<S>;
+  using V = value_t<S>;
+  Eight sum[2] = {};
+  typename Lanes::Mask above_count{};
+  typename Lanes::Bits high{};
+  std::conditional_t<std::is_same_v<V, float>, AboveHalfFloat, AboveHalfDouble> above_sum;
+  for_each_block(p, stride, n, V(0), [&](const typename Lanes::Values& v, int k) {  // 0 adds nothing
+    high = max_bits(high, bits(v));
+    add(sum[k], widen(v));
+    const auto in = above(v, V(0.5));
+    count(above_count, in);
+    above_sum.add(in, v, k);
+  });
   Moments m;
-  double low = 1.0;
-  for (int h = 0; h < 2; ++h) {
-    for (int l = 0; l < 4; ++l) {
-      m.sum += sum[h][l];
-      m.max = std::max(m.max, max[h][l]);
-      low = std::min(low, min[h][l]);
-      for (int k = 0; k < kLevels; ++k) {
-        m.above_sum[k] += above_sum[k][h][l];
-        m.above_count[k] += above_count[k][h][l];
-      }
-    }
+  m.sum = total(sum[0]) + total(sum[1]);
+  m.above_half = total(above_count);
+  m.above_half_sum = above_sum.value();
+  const V one = 1;
+  using Word = std::conditional_t<sizeof(V) == 4, uint32_t, uint64_t>;
+  const Word top = Word(largest(high));
+  if (top <= bit_cast<Word>(&one)) {
+    m.max = bit_cast<V>(&top);
+  } else {
+    rescan_extremes(p, stride, n, m);
   }
-  m.invalid = !(std::isfinite(m.sum) && low >= 0.0 && m.max <= 1.0);
   return m;
 }
 
 template <class S>
-[[gnu::always_inline]] inline UpperSet upper_set_impl(const S* p, int64_t stride, int64_t n, double t, bool* mask) {
-  const Double4 zero = {}, inf = zero + kInf;
-  Double4 sum[2] = {}, min[2] = {inf, inf};
-  Mask4 count[2] = {};
-  int64_t i = 0;
-  for (; i + kLanes <= n; i += kLanes) {
-    const Eight e = load8(p + i * stride, stride);
-    const Double4 half[2] = {e.lo, e.hi};
-    Mask4 in[2];
-    for (int h = 0; h < 2; ++h) {
-      in[h] = half[h] >= t;
-      sum[h] += in[h] ? half[h] : zero;
-      min[h] = (in[h] & (half[h] < min[h])) ? half[h] : min[h];
-      count[h] -= in[h];
-    }
-    if (mask) {
-      for (int l = 0; l < 4; ++l) {
-        mask[i + l] = in[0][l] != 0;
-        mask[i + 4 + l] = in[1][l] != 0;
-      }
-    }
-  }
-  for (; i < n; ++i) {
-    const double v = to_value(p[i * stride]);
-    const bool in = v >= t;
-    sum[0][0] += in ? v : 0.0;
-    min[0][0] = in && v < min[0][0] ? v : min[0][0];
-    count[0][0] += in;
-    if (mask) mask[i] = in;
-  }
-  UpperSet u;
-  u.min = kInf;
-  for (int h = 0; h < 2; ++h) {
-    for (int l = 0; l < 4; ++l) {
-      u.count += count[h][l];
-      u.sum += sum[h][l];
-      u.min = std::min(u.min, min[h][l]);
+[[gnu::always_inline]] inline UpperSet upper_set_impl(const S* p, int64_t stride, int64_t n, double t) {
+  using Lanes = LaneTypes<S>;
+  using V = value_t<S>;
+  const V threshold = V(t);  // exact: thresholds are values of the input's type
+  const typename Lanes::Values zero{};
+  const typename Lanes::Values inf = splat(zero, std::numeric_limits<V>::infinity());
+  Eight sum[2] = {};
+  typename Lanes::Mask selected{};
+  typename Lanes::Values low[2] = {inf, inf};
+  for_each_block(p, stride, n, V(-1), [&](const typename Lanes::Values& v, int k) {  // -1 is never selected
+    const auto in = at_least(v, threshold);
+    count(selected, in);
+    add(sum[k], widen(pick(in, v, zero)));
+    const typename Lanes::Values candidate = pick(in, v, inf);
+    low[k] = pick(below(candidate, low[k]), candidate, low[k]);
+  });
+  return {total(selected), total(sum[0]) + total(sum[1]), std::min(smallest(low[0]), smallest(low[1]))};
+}
+
+// Valid 16-bit values order like their bit patterns once the sign of -0.0 is dropped, so the mask compares
+// integers: the smallest pattern whose value reaches t is found once, by bisection.
+template <class S>
+uint16_t smallest_bits_at_least(double t) {
+  uint32_t lo = 0, hi = 0x7f80;  // [0, inf]: hi always reaches t
+  while (lo < hi) {
+    const uint32_t mid = (lo + hi) / 2;
+    if (to_value(S{uint16_t(mid)}) >= t) {
+      hi = mid;
+    } else {
+      lo = mid + 1;
     }
   }
-  return u;
+  return uint16_t(lo);
 }
 
 template <class S>
 [[gnu::always_inline]] inline void write_mask_impl(const S* p, int64_t stride, int64_t n, double t, bool* out) {
-  const value_t<S> threshold = value_t<S>(t);  // exact: thresholds are values of the input's type
-  if (stride == 1) {
-    for (int64_t i = 0; i < n; ++i) out[i] = to_value(p[i]) >= threshold;
+  if constexpr (sizeof(S) == 2) {
+    const uint16_t threshold = smallest_bits_at_least<S>(t);
+    for (int64_t i = 0; i < n; ++i) out[i] = (p[i * stride].bits & 0x7fff) >= threshold;
   } else {
-    for (int64_t i = 0; i < n; ++i) out[i] = to_value(p[i * stride]) >= threshold;
+    const S threshold = S(t);
+    if (stride == 1) {
+      for (int64_t i = 0; i < n; ++i) out[i] = p[i] >= threshold;
+    } else {
+      for (int64_t i = 0; i < n; ++i) out[i] = p[i * stride] >= threshold;
+    }
   }
 }
 
@@ -145,8 +248,8 @@ template <class S>
   RANKSEG_CLONES Moments scan_moments(const S* p, int64_t stride, int64_t n) {                           \
     return scan_moments_impl(p, stride, n);                                                              \
   }                                                                                                      \
-  RANKSEG_CLONES UpperSet upper_set(const S* p, int64_t stride, int64_t n, double t, bool* mask) {       \
-    return upper_set_impl(p, stride, n, t, mask);                                                        \
+  RANKSEG_CLONES UpperSet upper_set(const S* p, int64_t stride, int64_t n, double t) {                   \
+    return upper_set_impl(p, stride, n, t);                                                              \
   }                                                                                                      \
   RANKSEG_CLONES void write_mask(const S* p, int64_t stride, int64_t n, double t, bool* out) {           \
     write_mask_impl(p, stride, n, t, out);                                                               \

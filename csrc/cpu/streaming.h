@@ -7,18 +7,14 @@
 
 namespace rankseg::cpu {
 
-// Levels whose upper sets {p > level} the first pass measures: where optimal masks of Dice (s = 0) and IoU
-// usually cut, so the search starts close to the answer.
-constexpr int kLevels = 2;
-constexpr double kLevel[kLevels] = {0.5, 0.375};
-
-// What the first streaming pass learns about a class.
+// What the first streaming pass learns about a class. Pixels above 1/2 belong to every optimal mask of
+// Dice (s = 0) and IoU (scores.h), so their count and sum are the starting point of the search.
 struct Moments {
   double sum = 0.0;
   double max = 0.0;
-  bool invalid = false;                // NaN, an infinity, or a value outside [0, 1]
-  int64_t above_count[kLevels] = {};   // pixels with p > kLevel[k]
-  double above_sum[kLevels] = {};
+  bool invalid = false;     // NaN, an infinity, or a value outside [0, 1]
+  int64_t above_half = 0;   // pixels with p > 1/2
+  double above_half_sum = 0.0;
 
   void merge(const Moments& other);
 };
@@ -32,17 +28,17 @@ struct UpperSet {
   void merge(const UpperSet& other);
 };
 
-// Sum, extremes, validity, and the upper sets of kLevel.
+// Sum, maximum, validity, and the pixels above 1/2.
 Moments scan_moments(const float* p, int64_t stride, int64_t n);
 Moments scan_moments(const double* p, int64_t stride, int64_t n);
 Moments scan_moments(const Half* p, int64_t stride, int64_t n);
 Moments scan_moments(const BFloat16* p, int64_t stride, int64_t n);
 
-// The upper set {p >= t}; when `mask` is given, also writes mask[i] = p[i] >= t.
-UpperSet upper_set(const float* p, int64_t stride, int64_t n, double t, bool* mask);
-UpperSet upper_set(const double* p, int64_t stride, int64_t n, double t, bool* mask);
-UpperSet upper_set(const Half* p, int64_t stride, int64_t n, double t, bool* mask);
-UpperSet upper_set(const BFloat16* p, int64_t stride, int64_t n, double t, bool* mask);
+// The upper set {p >= t}, for t >= 0.
+UpperSet upper_set(const float* p, int64_t stride, int64_t n, double t);
+UpperSet upper_set(const double* p, int64_t stride, int64_t n, double t);
+UpperSet upper_set(const Half* p, int64_t stride, int64_t n, double t);
+UpperSet upper_set(const BFloat16* p, int64_t stride, int64_t n, double t);
 
 // out[i] = p[i] >= t.
 void write_mask(const float* p, int64_t stride, int64_t n, double t, bool* out);
