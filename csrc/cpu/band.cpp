@@ -41,7 +41,7 @@ constexpr std::array<std::array<int32_t, 8>, 256> packing_orders() {
 alignas(32) constexpr std::array<std::array<int32_t, 8>, 256> kPackingOrder = packing_orders();
 
 template <class S>
-__attribute__((target("avx2,f16c"), always_inline)) inline int64_t gather_avx2_strided(
+__attribute__((target("avx2"), always_inline)) inline int64_t gather_avx2_strided(
     const S* p, int64_t stride, int64_t n, float lo, float hi, float* out, int64_t capacity) {
   int64_t k = 0, i = 0;
   for (; i + kLanes <= n; i += kLanes) {
@@ -59,14 +59,14 @@ __attribute__((target("avx2,f16c"), always_inline)) inline int64_t gather_avx2_s
 
 // The contiguous case gets its own copy of the loop, with plain vector loads.
 template <class S>
-__attribute__((target("avx2,f16c"))) int64_t gather_avx2(const S* p, int64_t stride, int64_t n, float lo, float hi,
+__attribute__((target("avx2"))) int64_t gather_avx2(const S* p, int64_t stride, int64_t n, float lo, float hi,
                                                           float* out, int64_t capacity) {
   return stride == 1 ? gather_avx2_strided(p, int64_t(1), n, lo, hi, out, capacity)
                      : gather_avx2_strided(p, stride, n, lo, hi, out, capacity);
 }
 
 bool has_avx2() {
-  static const bool yes = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c");
+  static const bool yes = __builtin_cpu_supports("avx2");
   return yes;
 }
 #endif

@@ -1,8 +1,9 @@
 // The optimal volume of one (image, class) without sorting it.
 //
 // Dice with s = 0 and IoU select {p > t*} (scores.h), found by Dinkelbach's iteration: exact count-and-sum
-// steps over the band of pixels that can still change the mask. Dice with s > 0 uses a histogram: exact scores at bin boundaries, an upper
-// bound inside each bin, and an exact sort of only the bins that could beat the best boundary.
+// steps over the band of pixels that can still change the mask. Dice with s > 0 uses a histogram: exact
+// scores at bin boundaries, an upper bound inside each bin, and an exact sort of only the bins that could
+// beat the best boundary.
 #pragma once
 
 #include <algorithm>

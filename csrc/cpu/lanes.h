@@ -1,7 +1,7 @@
 // Eight probabilities at a time through GCC/Clang vector extensions: a Float8 for float-valued storage
 // (float32, float16, bfloat16), an Eight (two halves of four doubles) for float64. Sums are formed in
 // double, lane l holding pixels l, l + 8, ...; the lane order is fixed in the source, so every instruction
-// set adds in the same order and gives bit-identical sums. No intrinsics are needed.
+// set adds in the same order and gives bit-identical sums.
 #pragma once
 
 #include <cstdint>
@@ -62,13 +62,19 @@ template <class T>
 [[gnu::always_inline]] inline EightMask at_least(const Eight& v, double t) { return {v.lo >= t, v.hi >= t}; }
 [[gnu::always_inline]] inline EightMask at_most(const Eight& v, double t) { return {v.lo <= t, v.hi <= t}; }
 [[gnu::always_inline]] inline EightMask above(const Eight& v, double t) { return {v.lo > t, v.hi > t}; }
-[[gnu::always_inline]] inline EightMask below(const Eight& v, const Eight& w) { return {v.lo < w.lo, v.hi < w.hi}; }
-[[gnu::always_inline]] inline EightMask both(const EightMask& a, const EightMask& b) { return {a.lo & b.lo, a.hi & b.hi}; }
+[[gnu::always_inline]] inline EightMask below(const Eight& v, const Eight& w) {
+  return {v.lo < w.lo, v.hi < w.hi};
+}
+[[gnu::always_inline]] inline EightMask both(const EightMask& a, const EightMask& b) {
+  return {a.lo & b.lo, a.hi & b.hi};
+}
 [[gnu::always_inline]] inline Eight pick(const EightMask& m, const Eight& a, const Eight& b) {
   return {m.lo ? a.lo : b.lo, m.hi ? a.hi : b.hi};
 }
 [[gnu::always_inline]] inline Eight splat(const Eight&, double x) { return {Double4{} + x, Double4{} + x}; }
-[[gnu::always_inline]] inline EightBits bits(const Eight& v) { return {bit_cast<Bits4>(&v.lo), bit_cast<Bits4>(&v.hi)}; }
+[[gnu::always_inline]] inline EightBits bits(const Eight& v) {
+  return {bit_cast<Bits4>(&v.lo), bit_cast<Bits4>(&v.hi)};
+}
 [[gnu::always_inline]] inline EightBits max_bits(const EightBits& a, const EightBits& b) {
   return {a.lo > b.lo ? a.lo : b.lo, a.hi > b.hi ? a.hi : b.hi};
 }

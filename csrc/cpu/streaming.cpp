@@ -155,7 +155,9 @@ struct AboveHalfFloat {
 struct AboveHalfDouble {
   Eight sum[2] = {};
 
-  [[gnu::always_inline]] void add(const EightMask& in, const Eight& v, int k) { cpu::add(sum[k], pick(in, v, Eight{})); }
+  [[gnu::always_inline]] void add(const EightMask& in, const Eight& v, int k) {
+    cpu::add(sum[k], pick(in, v, Eight{}));
+  }
   double value() const { return total(sum[0]) + total(sum[1]); }
 };
 
