@@ -13,7 +13,7 @@ from textbook import textbook_rma_masks
 
 import rankseg
 
-# (mode, metric, shape, input, dtype)
+# (mode, metric, shape, input, dtype[, memory format])
 CASES = [
     ("multiclass", "dice", (1, 150, 512, 512), "softmax-fields", torch.float32),
     ("multiclass", "dice", (1, 150, 512, 512), "softmax-noise", torch.float32),
@@ -30,25 +30,28 @@ CASES = [
     ("multiclass", "dice", (4, 19, 512, 512), "softmax-fields", torch.float16),
     ("multiclass", "dice", (4, 19, 512, 512), "softmax-fields", torch.bfloat16),
     ("multilabel", "dice", (4, 19, 512, 512), "sigmoid-fields", torch.float16),
+    ("multiclass", "dice", (4, 19, 512, 512), "softmax-fields", torch.float32, torch.channels_last),
+    ("multilabel", "dice", (4, 19, 512, 512), "sigmoid-fields", torch.float32, torch.channels_last),
 ]
 TEXTBOOK_MAX_ELEMENTS = 40_000_000  # the sort-based baseline needs ~50 bytes per element
 
 
 @functools.lru_cache(maxsize=2)
-def make_input(shape, kind, dtype):
-    return INPUTS[kind](shape).to(dtype).contiguous()
+def make_input(shape, kind, dtype, memory_format=torch.contiguous_format):
+    return INPUTS[kind](shape).to(dtype).contiguous(memory_format=memory_format)
 
 
 def case_id(case):
-    mode, metric, shape, kind, dtype = case
-    return f"{mode}-{metric}-{'x'.join(map(str, shape))}-{kind}-{str(dtype).removeprefix('torch.')}"
+    mode, metric, shape, kind, dtype, *memory_format = case
+    layout = "".join(f"-{str(f).removeprefix('torch.')}" for f in memory_format)
+    return f"{mode}-{metric}-{'x'.join(map(str, shape))}-{kind}-{str(dtype).removeprefix('torch.')}{layout}"
 
 
 @pytest.mark.parametrize("impl", ["baseline", "rankseg", "textbook"])
 @pytest.mark.parametrize("case", CASES, ids=case_id)
 def test_rma(benchmark, case, impl):
-    mode, metric, shape, kind, dtype = case
-    probs = make_input(shape, kind, dtype)
+    mode, metric, shape, kind, dtype, *memory_format = case
+    probs = make_input(shape, kind, dtype, *memory_format)
     benchmark.group = case_id(case)
     if impl == "baseline":
         run = (lambda: torch.argmax(probs, dim=1)) if mode == "multiclass" else (lambda: probs > 0.5)

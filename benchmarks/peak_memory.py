@@ -22,6 +22,7 @@ CASES = [
     ("multilabel", "dice-smooth", (4, 19, 512, 512), "sigmoid-fields", "float32"),
     ("multiclass", "dice", (4, 19, 512, 512), "softmax-fields", "float16"),
     ("multiclass", "dice", (4, 19, 512, 512), "softmax-fields", "bfloat16"),
+    ("multilabel", "dice", (4, 19, 512, 512), "sigmoid-fields", "float32", "channels_last"),
 ]
 
 CHILD = """
@@ -33,8 +34,9 @@ def status(key):
         if line.startswith(key):
             return int(line.split()[1]) * 1024
 
-mode, metric, shape, kind, dtype = json.loads(sys.argv[1])
-probs = INPUTS[kind](tuple(shape)).to(getattr(torch, dtype)).contiguous()
+mode, metric, shape, kind, dtype, *layout = json.loads(sys.argv[1])
+memory_format = getattr(torch, layout[0]) if layout else torch.contiguous_format
+probs = INPUTS[kind](tuple(shape)).to(getattr(torch, dtype)).contiguous(memory_format=memory_format)
 options = {"metric": "dice", "smooth": 1.0} if metric == "dice-smooth" else {"metric": metric}
 rankseg.rankseg(probs[:1, :, :4], output_mode=mode, **options)  # one-time op setup
 with open("/proc/self/clear_refs", "w") as f:
@@ -61,7 +63,7 @@ def main() -> None:
             env={**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536", "MALLOC_TRIM_THRESHOLD_": "0"},
         )
         r = json.loads(result.stdout)
-        name = f"{case[0]}-{case[1]}-{'x'.join(map(str, case[2]))}-{case[3]}-{case[4]}"
+        name = "-".join([case[0], case[1], "x".join(map(str, case[2])), *case[3:]])
         print(f"{name:<68} {r['input_mb']:7.0f}MB {r['extra_mb'] * 1024:8.0f}KB {r['ratio']:11.4f}x")
 
 

@@ -106,6 +106,24 @@ def test_negative_zero_reads_as_zero(dtype, mode):
     assert torch.equal(rankseg.rankseg(signed, output_mode=mode), rankseg.rankseg(probs, output_mode=mode))
 
 
+@pytest.mark.parametrize("layout", ["channels_last", "strided"])
+@pytest.mark.parametrize("mode", ["multiclass", "multilabel"])
+def test_non_contiguous_pixels_give_the_contiguous_result(layout, mode):
+    """Images whose pixels are not adjacent are copied to class-major order one at a time: the same masks."""
+    probs = make_probs("fields", (3, 5, 40, 36), seed=6, layout=layout)
+    assert probs.stride(-1) != 1
+    assert torch.equal(rankseg.rankseg(probs, output_mode=mode), rankseg.rankseg(probs.contiguous(), output_mode=mode))
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("mode", ["multiclass", "multilabel"])
+def test_invalid_value_names_its_image_and_class(layout, mode):
+    probs = make_probs("softmax", (3, 4, 10, 12), seed=0, layout=layout)
+    probs[2, 1, 3, 4] = float("nan")
+    with pytest.raises(ValueError, match="image 2, class 1 has NaN"):
+        rankseg.rankseg(probs, output_mode=mode)
+
+
 @pytest.mark.parametrize("smooth", [0.0, 1.0], ids=["threshold-passes", "histogram"])
 def test_few_huge_classes_use_chunks(threads, smooth):
     """One class of more than one chunk (2**20 pixels) is split across threads; results must not change."""

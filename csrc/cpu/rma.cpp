@@ -3,11 +3,13 @@
 
 #include <algorithm>
 #include <limits>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "class_cut.h"
+#include "class_major.h"
 #include "multiclass_merge.h"
 
 namespace rankseg {
@@ -37,9 +39,10 @@ void check_options(const RmaOptions& o) {
 
 // Solves every (image, class). Classes are spread over threads; when there are fewer classes than threads
 // and they are large, each class's chunks are spread instead. Both orders give identical results.
-// When `mask` is given, each class's multilabel mask is written while its data is still in cache.
+// When `mask` is given, each class's multilabel mask is written while its data is still in cache. Errors
+// count images from `first_image`.
 template <class S>
-std::vector<ClassCut> solve_all(const ProbsView& v, const RmaOptions& o, bool* mask) {
+std::vector<ClassCut> solve_all(const ProbsView& v, const RmaOptions& o, bool* mask, int64_t first_image) {
   using V = cpu::value_t<S>;
   const S* data = static_cast<const S*>(v.data);
   const int64_t slabs = v.batch * v.classes;
@@ -65,10 +68,26 @@ std::vector<ClassCut> solve_all(const ProbsView& v, const RmaOptions& o, bool* m
   for (int64_t s = 0; s < slabs; ++s) {
     if (cuts[size_t(s)].invalid)
       throw std::invalid_argument("probs must contain only finite values in [0, 1]; image " +
-                                  std::to_string(s / v.classes) + ", class " + std::to_string(s % v.classes) +
+                                  std::to_string(first_image + s / v.classes) + ", class " +
+                                  std::to_string(s % v.classes) +
                                   " has NaN, infinity or a value outside [0, 1]");
   }
   return cuts;
+}
+
+// Runs solve(view, first_image) on the whole batch or, when a class's pixels are not contiguous
+// (channels_last, slices), on each image in turn after copying it to class-major order: read at a stride,
+// every pass over a class would pull in the cache lines of all the other classes too.
+template <class S, class F>
+void solve_contiguous(const ProbsView& v, int threads, F&& solve) {
+  if (v.stride_n <= 1 || v.batch == 0) return solve(v, 0);  // contiguous, or one value broadcast
+  std::unique_ptr<S[]> image(new S[size_t(v.classes * v.pixels)]);
+  const ProbsView one{image.get(), v.dtype, 1, v.classes, v.pixels, v.classes * v.pixels, v.pixels, 1};
+  for (int64_t b = 0; b < v.batch; ++b) {
+    cpu::copy_class_major(static_cast<const S*>(v.data) + b * v.stride_b, v.classes, v.pixels, v.stride_c,
+                          v.stride_n, image.get(), threads);
+    solve(one, b);
+  }
 }
 
 template <class F>
@@ -89,7 +108,12 @@ void rma_multilabel(const ProbsView& probs, const RmaOptions& options, bool* out
   check_options(options);
   if (probs.batch == 0) return;
   if (out == nullptr) throw std::invalid_argument("out data pointer is null");
-  dispatch(probs.dtype, [&](auto tag) { solve_all<decltype(tag)>(probs, options, out); });
+  dispatch(probs.dtype, [&](auto tag) {
+    using S = decltype(tag);
+    solve_contiguous<S>(probs, options.num_threads, [&](const ProbsView& v, int64_t first_image) {
+      solve_all<S>(v, options, out + first_image * v.classes * v.pixels, first_image);
+    });
+  });
 }
 
 void rma_multiclass(const ProbsView& probs, const RmaOptions& options, Unassigned policy, int64_t void_index,
@@ -107,10 +131,12 @@ void rma_multiclass(const ProbsView& probs, const RmaOptions& options, Unassigne
   if (out == nullptr) throw std::invalid_argument("out data pointer is null");
   dispatch(probs.dtype, [&](auto tag) {
     using S = decltype(tag);
-    const std::vector<ClassCut> cuts = solve_all<S>(probs, options, nullptr);
-    const cpu::Image<S> shape{nullptr, probs.stride_c, probs.stride_n, probs.classes, probs.pixels};
-    cpu::merge_batch(static_cast<const S*>(probs.data), probs.batch, probs.stride_b, shape, cuts.data(), options,
-                     policy, void_index, out);
+    solve_contiguous<S>(probs, options.num_threads, [&](const ProbsView& v, int64_t first_image) {
+      const std::vector<ClassCut> cuts = solve_all<S>(v, options, nullptr, first_image);
+      const cpu::Image<S> shape{nullptr, v.stride_c, v.stride_n, v.classes, v.pixels};
+      cpu::merge_batch(static_cast<const S*>(v.data), v.batch, v.stride_b, shape, cuts.data(), options, policy,
+                       void_index, out + first_image * v.pixels);
+    });
   });
 }
 
