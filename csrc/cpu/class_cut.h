@@ -12,6 +12,7 @@
 #include <functional>
 #include <limits>
 #include <memory>
+#include <new>
 #include <vector>
 
 #include "../scores.h"
@@ -57,11 +58,13 @@ struct Workspace {
   std::vector<uint8_t> candidate;
   std::vector<V> values;
 
-  // Room for n band values, grown on demand and never zero-filled: pages nobody writes cost nothing.
+  // Room for n band values, grown on demand and never zero-filled: pages nobody writes cost nothing. Null
+  // when the memory is not there (the search then reads every pixel instead): nothing may throw in a
+  // parallel region.
   V* band(int64_t n) {
     if (n > band_room) {
-      band_values.reset(new V[size_t(n)]);
-      band_room = n;
+      band_values.reset(new (std::nothrow) V[size_t(n)]);
+      band_room = band_values ? n : 0;
     }
     return band_values.get();
   }
@@ -116,13 +119,15 @@ void solve_by_threshold(const Pixels<S>& px, const Moments& m, const VolumeScore
   const int64_t chunks = px.chunks();
   const int64_t segment = band_capacity<S>(kChunk) + kLanes;
   V* band = ws.band(chunks * segment);
-  std::vector<int64_t> band_size(static_cast<size_t>(chunks));
+  std::vector<int64_t> band_size(static_cast<size_t>(chunks), -1);
   const V lo = smallest_above<V>(score.pixel_threshold(best.score));
-  for_each_chunk(chunks, parallel, threads, [&](int64_t j) {
-    const Pixels<S> c = px.chunk(j);
-    band_size[size_t(j)] =
-        gather_band(c.data, c.stride, c.count, lo, V(0.5), band + j * segment, band_capacity<S>(c.count));
-  });
+  if (band) {
+    for_each_chunk(chunks, parallel, threads, [&](int64_t j) {
+      const Pixels<S> c = px.chunk(j);
+      band_size[size_t(j)] =
+          gather_band(c.data, c.stride, c.count, lo, V(0.5), band + j * segment, band_capacity<S>(c.count));
+    });
+  }
   const bool banded = std::all_of(band_size.begin(), band_size.end(), [](int64_t n) { return n >= 0; });
 
   std::vector<UpperSet> parts(static_cast<size_t>(chunks));
