@@ -82,8 +82,8 @@ def test_concentrated_values_in_one_bin():
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("metric", ["dice", "iou"])
-def test_band_too_large_to_copy(dtype, metric):
+@pytest.mark.parametrize("metric,smooth", [("dice", 0.0), ("iou", 0.0), ("dice", 1.0)])
+def test_band_too_large_to_copy(dtype, metric, smooth):
     """Nearly every pixel just below 1/2 and a few above: the band between the first threshold and 1/2 holds
     more than half the input's bytes, too much to copy, so the search reads every pixel instead."""
     g = torch.Generator().manual_seed(7)
@@ -91,9 +91,9 @@ def test_band_too_large_to_copy(dtype, metric):
     x = 0.3 + 0.2 * torch.rand(2, 1, n, generator=g, dtype=torch.float64)
     x[:, :, : n // 50] = 0.5 + 0.5 * torch.rand(2, 1, n // 50, generator=g, dtype=torch.float64)
     probs = x.to(dtype)
-    masks = rankseg.rankseg(probs, metric, output_mode="multilabel")
+    masks = rankseg.rankseg(probs, metric, smooth, output_mode="multilabel")
     assert masks.any()
-    assert_masks_optimal(probs, masks, metric, 0.0, 0.5)
+    assert_masks_optimal(probs, masks, metric, smooth, 0.5)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

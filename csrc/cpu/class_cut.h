@@ -103,14 +103,30 @@ int64_t band_capacity(int64_t pixels) {
   return pixels * int64_t(sizeof(S)) / (2 * int64_t(sizeof(value_t<S>)));
 }
 
+// The band a threshold search copied: chunk j's values start at values + j * segment. No sizes when the band
+// was too large to copy and the search read every pixel instead.
+template <class V>
+struct Band {
+  const V* values = nullptr;
+  int64_t segment = 0;
+  std::vector<int64_t> sizes;
+
+  template <class F>
+  void for_each(F&& f) const {
+    for (size_t j = 0; j < sizes.size(); ++j) {
+      for (int64_t i = 0; i < sizes[j]; ++i) f(values[int64_t(j) * segment + i]);
+    }
+  }
+};
+
 // Dinkelbach: from a mask of score l, the mask {p > pixel_threshold(l)} scores at least as well, and strictly
 // better unless l is optimal. Scores rise and masks shrink at every step, so it ends; the first mask that
 // does not improve is the smallest optimal one. It starts from {p > 1/2}, which every optimal mask contains,
 // so each step only looks at the band between its first threshold and 1/2: gathered once, read from then on.
 // A band too large to copy is searched by passes over every pixel instead, with the same steps.
 template <class S>
-void solve_by_threshold(const Pixels<S>& px, const Moments& m, const VolumeScore& score, bool parallel,
-                        int threads, Workspace<value_t<S>>& ws, Best& best) {
+Band<value_t<S>> solve_by_threshold(const Pixels<S>& px, const Moments& m, const VolumeScore& score, bool parallel,
+                                    int threads, Workspace<value_t<S>>& ws, Best& best) {
   using V = value_t<S>;
   if (m.above_half > 0)
     best.offer(score(m.above_half_sum, double(m.above_half)), m.above_half, m.above_half_sum,
@@ -158,16 +174,25 @@ void solve_by_threshold(const Pixels<S>& px, const Moments& m, const VolumeScore
     // Every selected pixel clears the next threshold too: the next mask would be this one.
     if (u.min >= double(smallest_above<V>(score.pixel_threshold(best.score)))) break;
   }
+  return banded ? Band<V>{band, segment, std::move(band_size)} : Band<V>{};
 }
+
+// When a histogram holds only part of a class: the pixels above its range, which every candidate mask holds
+// (how many, their sum), and the smallest value it holds, below which no candidate mask reaches.
+struct Held {
+  int64_t count = 0;
+  double sum = 0.0;
+  double lowest = 0.0;
+};
 
 // Scores every bin boundary exactly (all pixels of a higher bin outrank every pixel of a lower one), then
 // marks the bins whose interior could still beat the best of them. Returns how many pixels were marked.
 inline int64_t score_boundaries(const Histogram& h, const VolumeScore& score, Best& best,
-                                std::vector<uint8_t>& candidate) {
-  for_each_bin_desc(h, [&](int k, int64_t above, double above_sum) {
+                                std::vector<uint8_t>& candidate, const Held& held = {}) {
+  for_each_bin_desc(h, held.count, held.sum, [&](int k, int64_t above, double above_sum) {
     const int64_t volume = above + h.count[k];
     const double selected = above_sum + h.sum[k];
-    best.offer(score(selected, double(volume)), volume, selected, double(k) / kBins);
+    best.offer(score(selected, double(volume)), volume, selected, std::max(double(k) / kBins, held.lowest));
   });
 
   // Inside bin k the j-th pixel adds at most hi, so S <= above_sum + j * hi. Along that ray the score falls
@@ -176,7 +201,7 @@ inline int64_t score_boundaries(const Histogram& h, const VolumeScore& score, Be
   const double floor = best.score - 1e-12 * std::abs(best.score);
   int64_t marked = 0;
   candidate.assign(kBins, 0);
-  for_each_bin_desc(h, [&](int k, int64_t above, double above_sum) {
+  for_each_bin_desc(h, held.count, held.sum, [&](int k, int64_t above, double above_sum) {
     const int64_t n = h.count[k];
     if (n < 2) return;  // a single pixel has no interior cut
     const double hi = double(k + 1) / kBins;
@@ -195,10 +220,10 @@ inline int64_t score_boundaries(const Histogram& h, const VolumeScore& score, Be
 // monotone or falls then rises, so its best is at an end.
 template <class V>
 void refine_candidates(std::vector<V>& values, const Histogram& h, const std::vector<uint8_t>& candidate,
-                       const VolumeScore& score, Best& best) {
+                       const VolumeScore& score, Best& best, const Held& held = {}) {
   std::sort(values.begin(), values.end(), std::greater<V>());
   size_t pos = 0;
-  for_each_bin_desc(h, [&](int k, int64_t above, double above_sum) {
+  for_each_bin_desc(h, held.count, held.sum, [&](int k, int64_t above, double above_sum) {
     if (!candidate[k]) return;
     const int64_t n = h.count[k];
     double selected = above_sum;
@@ -258,6 +283,43 @@ void solve_by_histogram(const Pixels<S>& px, const VolumeScore& score, bool para
   refine_candidates(ws.values, ws.total, ws.candidate, score, best);
 }
 
+// Dice with s > 0, read from the band of a threshold search. Adding a pixel p to a mask (S, V) changes the
+// score by 2(pA - S)/(A(A + 1)) - s/(A(A - 1)), A = mu + V + 1 + s (scores.h). When mu > s that is positive
+// for every p > 1/2 (as 2S <= mu + V), so the optimal mask holds them all. And once the next pixel is at or
+// below S/A, it and every pixel after it lower the score; S/A is largest, R*, on the mask {p > R*} that the
+// threshold search of the ratio 2S/(mu + s + V + 1) finds. So only the band values in (R*, 1/2] are
+// histogrammed and refined. Returns false where this does not apply; `best` is then untouched.
+template <class S>
+bool solve_smoothed_on_band(const Pixels<S>& px, const Moments& m, const VolumeScore& score, bool parallel,
+                            int threads, Workspace<value_t<S>>& ws, Best& best) {
+  using V = value_t<S>;
+  // s is kept far above the rounding of R*, so no pixel just past R* can gain by rounding alone.
+  if (!(m.sum > score.smooth && score.smooth > 1e-9 * (m.sum + double(px.count)))) return false;
+  const VolumeScore ratio{score.metric, m.sum + score.smooth, 0.0};
+  Best ratio_best{ratio.empty()};
+  const Band<V> band = solve_by_threshold(px, m, ratio, parallel, threads, ws, ratio_best);
+  if (band.sizes.empty()) return false;
+
+  const V cut = V(ratio_best.threshold);  // the band values that may join: v >= cut
+  const Held held{m.above_half, m.above_half_sum, double(cut)};
+  if (held.count > 0)
+    best.offer(score(held.sum, double(held.count)), held.count, held.sum, double(smallest_above<V>(0.5)));
+  ws.total.clear();
+  band.for_each([&](V v) {
+    if (v < cut) return;
+    const int k = bin_of(v);
+    ws.total.count[k] += 1;
+    ws.total.sum[k] += v;
+  });
+  if (score_boundaries(ws.total, score, best, ws.candidate, held) == 0) return true;
+  ws.values.clear();
+  band.for_each([&](V v) {
+    if (v >= cut && ws.candidate[bin_of(v)]) ws.values.push_back(v);
+  });
+  refine_candidates(ws.values, ws.total, ws.candidate, score, best, held);
+  return true;
+}
+
 // Solves one (image, class), and writes its mask when `mask` is given. With `parallel` the chunk loops are
 // shared by the team of threads (for few, large classes); otherwise the caller runs one class per thread.
 template <class S>
@@ -290,7 +352,7 @@ ClassCut solve_class(const Pixels<S>& px, const RmaOptions& options, Workspace<v
   Best best{score.empty()};
   if (threshold_form) {
     solve_by_threshold(px, m, score, parallel, threads, ws, best);
-  } else {
+  } else if (!solve_smoothed_on_band(px, m, score, parallel, threads, ws, best)) {
     solve_by_histogram(px, score, parallel, threads, ws, best);
   }
   cut.volume = best.volume;

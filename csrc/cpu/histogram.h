@@ -46,11 +46,10 @@ void accumulate_histogram(const Pixels<S>& px, Histogram& h) {
   }
 }
 
-// Visits the non-empty bins from the highest down, with the volume and sum of everything above each.
+// Visits the non-empty bins from the highest down, with the volume and sum of everything above each (starting
+// from pixels above the histogram's range, when there are such).
 template <class F>
-void for_each_bin_desc(const Histogram& h, F&& visit) {
-  int64_t above = 0;
-  double above_sum = 0.0;
+void for_each_bin_desc(const Histogram& h, int64_t above, double above_sum, F&& visit) {
   for (int k = kBins - 1; k >= 0; --k) {
     if (h.count[k] == 0) continue;
     visit(k, above, above_sum);
