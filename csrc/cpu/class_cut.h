@@ -304,18 +304,30 @@ bool solve_smoothed_on_band(const Pixels<S>& px, const Moments& m, const VolumeS
   const Held held{m.above_half, m.above_half_sum, double(cut)};
   if (held.count > 0)
     best.offer(score(held.sum, double(held.count)), held.count, held.sum, double(smallest_above<V>(0.5)));
+  // The band values that may join (v >= cut), packed in pixel order, then histogrammed.
+  int64_t size = 0;
+  for (const int64_t n : band.sizes) size += n;
+  ws.values.resize(size_t(size + kLanes));
+  int64_t kept = 0;
+  for (size_t j = 0; j < band.sizes.size(); ++j) {
+    kept += gather_band(band.values + int64_t(j) * band.segment, 1, band.sizes[j], cut, V(0.5),
+                        ws.values.data() + kept, size - kept);
+  }
   ws.total.clear();
-  band.for_each([&](V v) {
-    if (v < cut) return;
+  for (int64_t i = 0; i < kept; ++i) {
+    const V v = ws.values[size_t(i)];
     const int k = bin_of(v);
     ws.total.count[k] += 1;
     ws.total.sum[k] += v;
-  });
+  }
   if (score_boundaries(ws.total, score, best, ws.candidate, held) == 0) return true;
-  ws.values.clear();
-  band.for_each([&](V v) {
-    if (v >= cut && ws.candidate[bin_of(v)]) ws.values.push_back(v);
-  });
+  int64_t marked = 0;  // in place and branch-free: the values in bins that may still win
+  for (int64_t i = 0; i < kept; ++i) {
+    const V v = ws.values[size_t(i)];
+    ws.values[size_t(marked)] = v;
+    marked += ws.candidate[bin_of(v)] != 0;
+  }
+  ws.values.resize(size_t(marked));
   refine_candidates(ws.values, ws.total, ws.candidate, score, best, held);
   return true;
 }
