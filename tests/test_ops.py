@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 import torch
 from conftest import make_probs
@@ -18,12 +21,12 @@ SAMPLES = [
 
 @pytest.mark.parametrize("probs", SAMPLES)
 def test_opcheck_multilabel(probs):
-    torch.library.opcheck(_ops.rma_multilabel, (probs, "dice", 0.0, 0.5))
+    torch.library.opcheck(_ops.multilabel_op, (probs, "dice", 0.0, 0.5))
 
 
 @pytest.mark.parametrize("probs", SAMPLES)
 def test_opcheck_multiclass(probs):
-    torch.library.opcheck(_ops.rma_multiclass, (probs, "iou", 1.0, 0.25, "void", 255))
+    torch.library.opcheck(_ops.multiclass_op, (probs, "iou", 1.0, 0.25, "void", 255))
 
 
 def test_torch_compile_fullgraph():
@@ -35,3 +38,25 @@ def test_torch_compile_fullgraph():
 
     logits = torch.randn(2, 5, 24, 24, generator=torch.Generator().manual_seed(0)) * 3
     assert torch.equal(segment(logits), model(torch.softmax(logits, dim=1)))
+
+
+def test_fake_and_meta_tensors_go_through_the_op():
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    with FakeTensorMode():
+        labels = rankseg.rankseg(torch.rand(2, 3, 4, 5))
+    assert labels.shape == (2, 4, 5) and labels.dtype == torch.int64
+    masks = rankseg.rankseg(torch.rand(2, 3, 4, 5, device="meta"), output_mode="multilabel")
+    assert masks.shape == (2, 3, 4, 5) and masks.device.type == "meta"
+
+
+def test_eager_calls_do_not_import_dynamo():
+    """A custom op's first call imports torch._dynamo (about a second); eager calls do not go through it."""
+    code = (
+        "import sys, torch, rankseg\n"
+        "p = torch.rand(1, 3, 4, 4).softmax(1)\n"
+        "rankseg.rankseg(p); rankseg.rankseg(p, output_mode='multilabel')\n"
+        "print('torch._dynamo' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
