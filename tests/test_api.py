@@ -210,3 +210,6 @@ def test_compiled_core_checks_options():
         _C.rma_multiclass(*args, 7, 0.0, 0.5, 0, 255, 1)
     with pytest.raises(ValueError, match="num_threads"):
         _C.rma_multiclass(*args, 0, 0.0, 0.5, 0, 255, 0)
+    many = describe(x, sizes=(1, 2**31, 1), strides=(0, 0, 0))  # one value seen as 2^31 classes
+    with pytest.raises(ValueError, match=r"C < 2\^31"):
+        _C.rma_multiclass(many, describe(torch.empty(1, 1, dtype=torch.int64), dtype=5), 0, 0.0, 0.5, 0, 255, 1)

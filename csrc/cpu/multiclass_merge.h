@@ -37,18 +37,25 @@ void label_safe_pixels(const Image<S>& img, const ClassCut* cuts, const std::vec
                        int64_t* count, int64_t* out) {
   using V = value_t<S>;
   uint8_t hits[kTile];
-  int64_t owner[kTile];
+  int32_t owner[kTile];  // 32 bits, like the values: the loop below vectorises
+  auto count_hits = [&](const S* p, int64_t stride, int64_t n, V threshold, int32_t c) {
+    for (int64_t i = 0; i < n; ++i) {
+      const bool hit = to_value(p[i * stride]) >= threshold;
+      hits[i] = std::min<uint8_t>(uint8_t(hits[i] + hit), uint8_t(2));
+      owner[i] = hit ? c : owner[i];
+    }
+  };
   for (int64_t t0 = begin; t0 < end; t0 += kTile) {
     const int64_t n = std::min(kTile, end - t0);
     std::fill(hits, hits + n, uint8_t(0));
-    std::fill(owner, owner + n, int64_t(0));
+    std::fill(owner, owner + n, int32_t(0));
     for (const int64_t c : selecting) {
       const V threshold = V(cuts[c].threshold);
       const S* p = img.data + c * img.stride_c + t0 * img.stride_n;
-      for (int64_t i = 0; i < n; ++i) {
-        const bool hit = to_value(p[i * img.stride_n]) >= threshold;
-        hits[i] = std::min<uint8_t>(uint8_t(hits[i] + hit), uint8_t(2));
-        owner[i] = hit ? c : owner[i];
+      if (img.stride_n == 1) {  // the usual layout gets its own copy of the loop, with plain vector loads
+        count_hits(p, 1, n, threshold, int32_t(c));
+      } else {
+        count_hits(p, img.stride_n, n, threshold, int32_t(c));
       }
     }
     for (int64_t i = 0; i < n; ++i) {

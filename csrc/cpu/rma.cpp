@@ -122,6 +122,9 @@ void rma_multiclass(const ProbsView& probs, const RmaOptions& options, Unassigne
   check_options(options);
   if (probs.classes < 2)
     throw std::invalid_argument("multiclass output needs C >= 2 classes, got C = " + std::to_string(probs.classes));
+  if (probs.classes > std::numeric_limits<int32_t>::max())  // the merge keeps class indices in 32 bits
+    throw std::invalid_argument("multiclass output supports C < 2^31 classes, got C = " +
+                                std::to_string(probs.classes));
   if (policy != Unassigned::max_score && policy != Unassigned::void_label)
     throw std::invalid_argument("unknown unassigned policy code");
   if (policy == Unassigned::void_label && void_index >= 0 && void_index < probs.classes)
