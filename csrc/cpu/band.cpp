@@ -66,8 +66,16 @@ __attribute__((target("avx2"))) int64_t gather_avx2(const S* p, int64_t stride, 
 }
 
 bool has_avx2() {
+#if defined(RANKSEG_SINGLE_ISA)  // one instruction set, chosen by -march (see streaming.cpp)
+#if defined(__AVX2__)
+  return true;
+#else
+  return false;
+#endif
+#else
   static const bool yes = __builtin_cpu_supports("avx2");
   return yes;
+#endif
 }
 #endif
 
