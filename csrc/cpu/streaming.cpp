@@ -1,5 +1,5 @@
 // Streaming passes over one class, eight lanes at a time (lanes.h). Each entry point is cloned for
-// x86-64-v3 (AVX2, F16C) and the baseline (GCC target_clones); the clones run the same lane arithmetic
+// x86-64-v3 (AVX2) and the baseline (GCC target_clones); the clones run the same lane arithmetic
 // (built without floating-point contraction, see CMakeLists.txt), so they agree bit for bit.
 #include "streaming.h"
 
@@ -134,7 +134,9 @@ struct AboveHalfFloat {
   Bits4 total[2] = {};
 
   [[gnu::always_inline]] void add(Mask8 in, Float8 v, int) {
-    const Mask8 steps = __builtin_convertvector(v * 0x1p24f, Mask8);  // only lanes in (1/2, 1] are kept
+    // Invalid values above 1 are capped first so the conversion stays in range; only lanes in (1/2, 1] count.
+    const Float8 capped = v < 1.0f ? v : Float8{} + 1.0f;
+    const Mask8 steps = __builtin_convertvector(capped * 0x1p24f, Mask8);
     run += Bits8(in & steps);
     if (++run_length == 64) flush();
   }
