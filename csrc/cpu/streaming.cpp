@@ -220,7 +220,8 @@ template <class S>
 // integers: the smallest pattern whose value reaches t is found once, by bisection.
 template <class S>
 uint16_t smallest_bits_at_least(double t) {
-  uint32_t lo = 0, hi = 0x7f80;  // [0, inf]: hi always reaches t
+  // [0, +inf]: values rise with the patterns over this range, and +inf always reaches t.
+  uint32_t lo = 0, hi = std::is_same_v<S, Half> ? 0x7c00 : 0x7f80;
   while (lo < hi) {
     const uint32_t mid = (lo + hi) / 2;
     if (to_value(S{uint16_t(mid)}) >= t) {
