@@ -248,3 +248,23 @@ def test_concurrent_calls_from_threads_agree():
     with ThreadPoolExecutor(max_workers=4) as pool:
         got = list(pool.map(lambda p: rankseg.rankseg(p, metric="iou"), inputs * 3))
     assert all(torch.equal(g, expected[i % 6]) for i, g in enumerate(got))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    kind=st.sampled_from(KINDS),
+    dtype=st.sampled_from(DTYPES),
+    metric=st.sampled_from(["dice", "iou"]),
+    smooth=st.sampled_from([0.0, 1.0]),
+    pixels=st.integers(1, 3000),
+    seed=st.integers(0, 2**31 - 1),
+)
+def test_shuffling_pixels_shuffles_the_result(kind, dtype, metric, smooth, pixels, seed):
+    """Every sum that decides a cut is an exact integer (csrc/exact_sum.h), so the order in which pixels are
+    read cannot matter: a permuted input gives the permuted masks and labels, bit for bit."""
+    probs = make_probs(kind, (2, 4, pixels), seed, dtype)
+    order = torch.randperm(pixels, generator=torch.Generator().manual_seed(seed))
+    for mode in ("multilabel", "multiclass"):
+        out = rankseg.rankseg(probs, metric, smooth, mode, pruning_prob=0.2)
+        shuffled = rankseg.rankseg(probs[..., order], metric, smooth, mode, pruning_prob=0.2)
+        assert torch.equal(shuffled, out[..., order])

@@ -28,14 +28,12 @@ namespace rankseg::cpu {
 struct Best {
   double score;
   int64_t volume = 0;
-  double selected = 0.0;
   double threshold = std::numeric_limits<double>::infinity();  // the mask is p >= threshold
 
-  void offer(double s, int64_t v, double sel, double thr) {
+  void offer(double s, int64_t v, double thr) {
     if (s > score || (s == score && v < volume)) {
       score = s;
       volume = v;
-      selected = sel;
       threshold = thr;
     }
   }
@@ -47,7 +45,6 @@ struct ClassCut {
   bool invalid = false;   // a value was NaN or outside [0, 1]
   bool active = false;    // passed the pruning test (max > pruning_prob)
   int64_t volume = 0;     // tau*, the number of selected pixels
-  double selected = 0.0;  // sum of the selected probabilities
   double threshold = std::numeric_limits<double>::infinity();  // the mask is p >= threshold
 };
 
@@ -129,8 +126,7 @@ Band<value_t<S>> solve_by_threshold(const Pixels<S>& px, const Moments& m, const
                                     int threads, Workspace<value_t<S>>& ws, Best& best) {
   using V = value_t<S>;
   if (m.above_half > 0)
-    best.offer(score(m.above_half_sum, double(m.above_half)), m.above_half, m.above_half_sum,
-               double(smallest_above<V>(0.5)));
+    best.offer(score(m.above_half_sum.value(), double(m.above_half)), m.above_half, double(smallest_above<V>(0.5)));
 
   const int64_t chunks = px.chunks();
   const int64_t segment = band_capacity<S>(kChunk) + kLanes;
@@ -158,7 +154,7 @@ Band<value_t<S>> solve_by_threshold(const Pixels<S>& px, const Moments& m, const
     for (const auto& part : parts) u.merge(part);
     if (banded) {  // the pixels above 1/2 are selected at every step
       u.count += m.above_half;
-      u.sum = m.above_half_sum + u.sum;
+      u.sum.add(m.above_half_sum);
     }
     return u;
   };
@@ -167,9 +163,9 @@ Band<value_t<S>> solve_by_threshold(const Pixels<S>& px, const Moments& m, const
     const V t = smallest_above<V>(score.pixel_threshold(best.score));
     const UpperSet u = upper_set_at(t);
     if (u.count == 0) break;
-    const double s = score(u.sum, double(u.count));
+    const double s = score(u.sum.value(), double(u.count));
     const bool improved = s > best.score;
-    best.offer(s, u.count, u.sum, double(t));  // an equal score with fewer pixels still wins the tie
+    best.offer(s, u.count, double(t));  // an equal score with fewer pixels still wins the tie
     if (!improved) break;
     // Every selected pixel clears the next threshold too: the next mask would be this one.
     if (u.min >= double(smallest_above<V>(score.pixel_threshold(best.score)))) break;
@@ -181,7 +177,7 @@ Band<value_t<S>> solve_by_threshold(const Pixels<S>& px, const Moments& m, const
 // (how many, their sum), and the smallest value it holds, below which no candidate mask reaches.
 struct Held {
   int64_t count = 0;
-  double sum = 0.0;
+  ExactSum sum;
   double lowest = 0.0;
 };
 
@@ -189,10 +185,10 @@ struct Held {
 // marks the bins whose interior could still beat the best of them. Returns how many pixels were marked.
 inline int64_t score_boundaries(const Histogram& h, const VolumeScore& score, Best& best,
                                 std::vector<uint8_t>& candidate, const Held& held = {}) {
-  for_each_bin_desc(h, held.count, held.sum, [&](int k, int64_t above, double above_sum) {
+  for_each_bin_desc(h, held.count, held.sum, [&](int k, int64_t above, const ExactSum& above_sum) {
     const int64_t volume = above + h.count[k];
-    const double selected = above_sum + h.sum[k];
-    best.offer(score(selected, double(volume)), volume, selected, std::max(double(k) / kBins, held.lowest));
+    best.offer(score(above_sum.plus(h.sum[k]).value(), double(volume)), volume,
+               std::max(double(k) / kBins, held.lowest));
   });
 
   // Inside bin k the j-th pixel adds at most hi, so S <= above_sum + j * hi. Along that ray the score falls
@@ -201,12 +197,12 @@ inline int64_t score_boundaries(const Histogram& h, const VolumeScore& score, Be
   const double floor = best.score - 1e-12 * std::abs(best.score);
   int64_t marked = 0;
   candidate.assign(kBins, 0);
-  for_each_bin_desc(h, held.count, held.sum, [&](int k, int64_t above, double above_sum) {
+  for_each_bin_desc(h, held.count, held.sum, [&](int k, int64_t above, const ExactSum& above_sum) {
     const int64_t n = h.count[k];
     if (n < 2) return;  // a single pixel has no interior cut
     const double hi = double(k + 1) / kBins;
-    const double bound = std::max(score(above_sum + hi, double(above + 1)),
-                                  score(above_sum + double(n) * hi, double(above + n)));
+    const double s = above_sum.value();
+    const double bound = std::max(score(s + hi, double(above + 1)), score(s + double(n) * hi, double(above + n)));
     if (bound >= floor) {
       candidate[k] = 1;
       marked += n;
@@ -223,15 +219,15 @@ void refine_candidates(std::vector<V>& values, const Histogram& h, const std::ve
                        const VolumeScore& score, Best& best, const Held& held = {}) {
   std::sort(values.begin(), values.end(), std::greater<V>());
   size_t pos = 0;
-  for_each_bin_desc(h, held.count, held.sum, [&](int k, int64_t above, double above_sum) {
+  for_each_bin_desc(h, held.count, held.sum, [&](int k, int64_t above, const ExactSum& above_sum) {
     if (!candidate[k]) return;
     const int64_t n = h.count[k];
-    double selected = above_sum;
+    ExactSum selected = above_sum;
     for (int64_t j = 0; j + 1 < n; ++j) {  // j = n - 1 is the bin boundary, already scored
       const V v = values[pos + j];
-      selected += v;
+      selected.add(fixed_point(double(v)));
       if (values[pos + j + 1] == v) continue;
-      best.offer(score(selected, double(above + j + 1)), above + j + 1, selected, double(v));
+      best.offer(score(selected.value(), double(above + j + 1)), above + j + 1, double(v));
     }
     pos += size_t(n);
   });
@@ -294,8 +290,8 @@ bool solve_smoothed_on_band(const Pixels<S>& px, const Moments& m, const VolumeS
                             int threads, Workspace<value_t<S>>& ws, Best& best) {
   using V = value_t<S>;
   // s is kept far above the rounding of R*, so no pixel just past R* can gain by rounding alone.
-  if (!(m.sum > score.smooth && score.smooth > 1e-9 * (m.sum + double(px.count)))) return false;
-  const VolumeScore ratio{score.metric, m.sum + score.smooth, 0.0};
+  if (!(score.mu > score.smooth && score.smooth > 1e-9 * (score.mu + double(px.count)))) return false;
+  const VolumeScore ratio{score.metric, score.mu + score.smooth, 0.0};
   Best ratio_best{ratio.empty()};
   const Band<V> band = solve_by_threshold(px, m, ratio, parallel, threads, ws, ratio_best);
   if (band.sizes.empty()) return false;
@@ -303,7 +299,7 @@ bool solve_smoothed_on_band(const Pixels<S>& px, const Moments& m, const VolumeS
   const V cut = V(ratio_best.threshold);  // the band values that may join: v >= cut
   const Held held{m.above_half, m.above_half_sum, double(cut)};
   if (held.count > 0)
-    best.offer(score(held.sum, double(held.count)), held.count, held.sum, double(smallest_above<V>(0.5)));
+    best.offer(score(held.sum.value(), double(held.count)), held.count, double(smallest_above<V>(0.5)));
   // The band values that may join (v >= cut), packed in pixel order, then histogrammed.
   int64_t size = 0;
   for (const int64_t n : band.sizes) size += n;
@@ -314,12 +310,7 @@ bool solve_smoothed_on_band(const Pixels<S>& px, const Moments& m, const VolumeS
                         ws.values.data() + kept, size - kept);
   }
   ws.total.clear();
-  for (int64_t i = 0; i < kept; ++i) {
-    const V v = ws.values[size_t(i)];
-    const int k = bin_of(v);
-    ws.total.count[k] += 1;
-    ws.total.sum[k] += v;
-  }
+  for (int64_t i = 0; i < kept; ++i) ws.total.insert(ws.values[size_t(i)]);
   if (score_boundaries(ws.total, score, best, ws.candidate, held) == 0) return true;
   int64_t marked = 0;  // in place and branch-free: the values in bins that may still win
   for (int64_t i = 0; i < kept; ++i) {
@@ -350,7 +341,7 @@ ClassCut solve_class(const Pixels<S>& px, const RmaOptions& options, Workspace<v
   for (const auto& part : moments) m.merge(part);
 
   ClassCut cut;
-  cut.mu = m.sum;
+  cut.mu = m.sum.value();
   cut.max = m.max;
   cut.invalid = m.invalid;
   cut.active = !m.invalid && m.max > options.pruning_prob;
@@ -368,7 +359,6 @@ ClassCut solve_class(const Pixels<S>& px, const RmaOptions& options, Workspace<v
     solve_by_histogram(px, score, parallel, threads, ws, best);
   }
   cut.volume = best.volume;
-  cut.selected = best.selected;
   cut.threshold = best.volume > 0 ? best.threshold : std::numeric_limits<double>::infinity();
   if (mask) write_class_mask(px, cut.threshold, parallel, threads, mask);  // read again while still cached
   return cut;

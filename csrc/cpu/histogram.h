@@ -5,29 +5,13 @@
 #include <cstdint>
 #include <vector>
 
+#include "../exact_sum.h"
 #include "pixels.h"
 
 namespace rankseg::cpu {
 
 // A power of two, so v * kBins is exact and bin k holds exactly the values in [k, k + 1) / kBins.
 constexpr int kBins = 4096;
-
-// Empty until cleared, so scratch space costs nothing for the metrics that never build one.
-struct Histogram {
-  std::vector<int64_t> count;
-  std::vector<double> sum;
-
-  void clear() {
-    count.assign(kBins, 0);
-    sum.assign(kBins, 0.0);
-  }
-  void add(const Histogram& other) {
-    for (int k = 0; k < kBins; ++k) {
-      count[k] += other.count[k];
-      sum[k] += other.sum[k];
-    }
-  }
-};
 
 // Values must already be known to lie in [0, 1].
 template <class V>
@@ -36,25 +20,43 @@ inline int bin_of(V v) {
   return k < kBins - 1 ? k : kBins - 1;
 }
 
+// Empty until cleared, so scratch space costs nothing for the metrics that never build one.
+struct Histogram {
+  std::vector<int64_t> count;
+  std::vector<ExactSum> sum;
+
+  void clear() {
+    count.assign(kBins, 0);
+    sum.assign(kBins, ExactSum{});
+  }
+  void add(const Histogram& other) {
+    for (int k = 0; k < kBins; ++k) {
+      count[k] += other.count[k];
+      sum[k].add(other.sum[k]);
+    }
+  }
+  template <class V>
+  void insert(V v) {
+    const int k = bin_of(v);
+    count[k] += 1;
+    sum[k].add(fixed_point(double(v)));
+  }
+};
+
 template <class S>
 void accumulate_histogram(const Pixels<S>& px, Histogram& h) {
-  for (int64_t i = 0; i < px.count; ++i) {
-    const auto v = px[i];
-    const int k = bin_of(v);
-    h.count[k] += 1;
-    h.sum[k] += v;
-  }
+  for (int64_t i = 0; i < px.count; ++i) h.insert(px[i]);
 }
 
 // Visits the non-empty bins from the highest down, with the volume and sum of everything above each (starting
 // from pixels above the histogram's range, when there are such).
 template <class F>
-void for_each_bin_desc(const Histogram& h, int64_t above, double above_sum, F&& visit) {
+void for_each_bin_desc(const Histogram& h, int64_t above, ExactSum above_sum, F&& visit) {
   for (int k = kBins - 1; k >= 0; --k) {
     if (h.count[k] == 0) continue;
     visit(k, above, above_sum);
     above += h.count[k];
-    above_sum += h.sum[k];
+    above_sum.add(h.sum[k]);
   }
 }
 

@@ -1,13 +1,13 @@
 // Eight probabilities at a time through GCC/Clang vector extensions: a Float8 for float-valued storage
-// (float32, float16, bfloat16), an Eight (two halves of four doubles) for float64. Sums are formed in
-// double, lane l holding pixels l, l + 8, ...; the lane order is fixed in the source, so every instruction
-// set adds in the same order and gives bit-identical sums.
+// (float32, float16, bfloat16), an Eight (two halves of four doubles) for float64. Sums are exact integers
+// (exact_sum.h) in eight 64-bit lanes, so every instruction set gives the same bits.
 #pragma once
 
 #include <cstdint>
 #include <cstring>
 #include <type_traits>
 
+#include "../exact_sum.h"
 #include "load.h"
 
 namespace rankseg::cpu {
@@ -86,10 +86,26 @@ template <class T>
   }
 }
 
-[[gnu::always_inline]] inline void add(Eight& sum, const Eight& v) {
-  sum.lo += v.lo;
-  sum.hi += v.hi;
-}
+// Eight lanes of exact sums. Each lane adds the bit pattern of p + 512, which is q + bits(512) for p in
+// [0, 1] (exact_sum.h); the constant is taken out once, at the end, and the lanes wrap modulo 2^64 meanwhile.
+struct FixedEight {
+  Bits4 lo{}, hi{};
+  int64_t adds = 0;  // how many times eight values were added
+
+  [[gnu::always_inline]] void add(const Eight& v) {
+    const Double4 a = v.lo + kFixedMagic, b = v.hi + kFixedMagic;
+    lo += bit_cast<Bits4>(&a);
+    hi += bit_cast<Bits4>(&b);
+    ++adds;
+  }
+  // Exact when the true sum is below 2^64, as it is for at most 2^20 values.
+  uint64_t total() const {
+    uint64_t s = 0;
+    for (int l = 0; l < 4; ++l) s += lo[l] + hi[l];
+    return s - uint64_t(adds) * 8 * kFixedMagicBits;
+  }
+};
+
 // Lane counters: a mask lane is -1 where true.
 [[gnu::always_inline]] inline void count(Mask8& n, Mask8 m) { n -= m; }
 [[gnu::always_inline]] inline void count(EightMask& n, const EightMask& m) {

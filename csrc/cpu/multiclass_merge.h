@@ -33,7 +33,7 @@ struct Image {
 // selecting class holds alone (`mass`, `count` are indexed by position in `selecting`).
 template <class S>
 void label_safe_pixels(const Image<S>& img, const ClassCut* cuts, const std::vector<int64_t>& selecting,
-                       const int64_t* slot, int64_t begin, int64_t end, double* mass,
+                       const int64_t* slot, int64_t begin, int64_t end, ExactSum* mass,
                        int64_t* count, int64_t* out) {
   using V = value_t<S>;
   uint8_t hits[kTile];
@@ -61,7 +61,7 @@ void label_safe_pixels(const Image<S>& img, const ClassCut* cuts, const std::vec
     for (int64_t i = 0; i < n; ++i) {
       if (hits[i] == 1) {
         const int64_t c = owner[i];
-        mass[slot[c]] += img.at(c, t0 + i);
+        mass[slot[c]].add(fixed_point(double(img.at(c, t0 + i))));
         count[slot[c]] += 1;
         out[t0 + i] = c;
       } else {
@@ -141,7 +141,7 @@ void merge_batch(const S* data, int64_t batch, int64_t stride_b, const Image<S>&
 
   auto image = [&](int64_t b) { return Image<S>{data + b * stride_b, shape.stride_c, shape.stride_n, classes, pixels}; };
 
-  std::vector<double> mass(size_t(tasks) * width, 0.0);
+  std::vector<ExactSum> mass(size_t(tasks) * width);
   std::vector<int64_t> count(size_t(tasks) * width, 0);
 #pragma omp parallel for num_threads(options.num_threads) schedule(dynamic, 1)
   for (int64_t task = 0; task < tasks; ++task) {
@@ -156,16 +156,16 @@ void merge_batch(const S* data, int64_t batch, int64_t stride_b, const Image<S>&
   for (int64_t b = 0; b < batch; ++b) {
     const ClassCut* cut = cuts + b * classes;
     for (const int64_t c : candidates[size_t(b)]) {
-      double m = 0.0;
+      ExactSum m;
       int64_t n = 0;
       const int64_t s = slot[size_t(b * classes + c)];
       if (s >= 0) {
         for (int64_t blk = 0; blk < blocks; ++blk) {
-          m += mass[size_t(b * blocks + blk) * width + size_t(s)];
+          m.add(mass[size_t(b * blocks + blk) * width + size_t(s)]);
           n += count[size_t(b * blocks + blk) * width + size_t(s)];
         }
       }
-      gains[size_t(b)].emplace_back(options.metric, options.smooth, cut[c].mu, double(n), m);
+      gains[size_t(b)].emplace_back(options.metric, options.smooth, cut[c].mu, double(n), m.value());
     }
   }
 

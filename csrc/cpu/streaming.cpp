@@ -19,28 +19,22 @@
 namespace rankseg::cpu {
 
 void Moments::merge(const Moments& other) {
-  sum += other.sum;
+  sum.add(other.sum);
   max = std::max(max, other.max);
   invalid = invalid || other.invalid;
   above_half += other.above_half;
-  above_half_sum += other.above_half_sum;
+  above_half_sum.add(other.above_half_sum);
 }
 
 void UpperSet::merge(const UpperSet& other) {
   count += other.count;
-  sum += other.sum;
+  sum.add(other.sum);
   min = std::min(min, other.min);
 }
 
 namespace {
 
-// Lane reductions, always in lane order.
-double total(const Eight& e) {
-  double s = 0.0;
-  for (int l = 0; l < 4; ++l) s += e.lo[l];
-  for (int l = 0; l < 4; ++l) s += e.hi[l];
-  return s;
-}
+// Lane reductions.
 int64_t total(Mask8 m) {
   int64_t s = 0;
   for (int l = 0; l < kLanes; ++l) s += m[l];
@@ -83,7 +77,7 @@ template <class S>
 }
 
 // Calls step(values, k) for every block of eight pixels, the tail last. Blocks alternate between two sets
-// of accumulators (k = 0, 1), so consecutive additions do not wait for each other.
+// of accumulators (k = 0, 1) where that matters, so consecutive additions do not wait for each other.
 template <class S, class Step>
 [[gnu::always_inline]] inline void for_each_block_strided(const S* p, int64_t stride, int64_t n, value_t<S> fill,
                                                           Step& step) {
@@ -126,8 +120,8 @@ void rescan_extremes(const S* p, int64_t stride, int64_t n, Moments& m) {
 }
 
 // The sum of the values above 1/2. A float in (1/2, 1] is a whole number of 2^-24 steps, at most 2^24 of
-// them, so floats are summed exactly in integers: 64 per lane fit in 32 bits before moving to 64 bits.
-// Exact sums do not depend on the order, and cost fewer instructions than widening to double.
+// them, and its q (exact_sum.h) is that number times 2^19: 64 per lane fit in 32 bits before moving to 64
+// bits, fewer instructions than widening to double.
 struct AboveHalfFloat {
   Bits8 run{};
   int run_length = 0;
@@ -146,22 +140,20 @@ struct AboveHalfFloat {
     run = Bits8{};
     run_length = 0;
   }
-  double value() {
+  ExactSum value() {
     flush();
     uint64_t steps = 0;
     for (int l = 0; l < 4; ++l) steps += total[0][l] + total[1][l];
-    return double(steps) * 0x1p-24;
+    return ExactSum{steps << (kFixedBits - 24), 0};
   }
 };
 
-// float64 values are summed in double lanes like the total.
+// float64 values take the general route.
 struct AboveHalfDouble {
-  Eight sum[2] = {};
+  FixedEight sum;
 
-  [[gnu::always_inline]] void add(const EightMask& in, const Eight& v, int k) {
-    cpu::add(sum[k], pick(in, v, Eight{}));
-  }
-  double value() const { return total(sum[0]) + total(sum[1]); }
+  [[gnu::always_inline]] void add(const EightMask& in, const Eight& v, int) { sum.add(pick(in, v, Eight{})); }
+  ExactSum value() const { return ExactSum{sum.total(), 0}; }
 };
 
 // One pass: the sum, the pixels above 1/2, and the largest bit pattern. For non-negative IEEE values the
@@ -170,19 +162,19 @@ template <class S>
 [[gnu::always_inline]] inline Moments scan_moments_impl(const S* p, int64_t stride, int64_t n) {
   using Lanes = LaneTypes<S>;
   using V = value_t<S>;
-  Eight sum[2] = {};
+  FixedEight sum;
   typename Lanes::Mask above_count{};
   typename Lanes::Bits high{};
   std::conditional_t<std::is_same_v<V, float>, AboveHalfFloat, AboveHalfDouble> above_sum;
   for_each_block(p, stride, n, V(0), [&](const typename Lanes::Values& v, int k) {  // 0 adds nothing
     high = max_bits(high, bits(v));
-    add(sum[k], widen(v));
+    sum.add(widen(v));
     const auto in = above(v, V(0.5));
     count(above_count, in);
     above_sum.add(in, v, k);
   });
   Moments m;
-  m.sum = total(sum[0]) + total(sum[1]);
+  m.sum = ExactSum{sum.total(), 0};
   m.above_half = total(above_count);
   m.above_half_sum = above_sum.value();
   const V one = 1;
@@ -203,17 +195,17 @@ template <class S>
   const V threshold = V(t);  // exact: thresholds are values of the input's type
   const typename Lanes::Values zero{};
   const typename Lanes::Values inf = splat(zero, std::numeric_limits<V>::infinity());
-  Eight sum[2] = {};
+  FixedEight sum;
   typename Lanes::Mask selected{};
   typename Lanes::Values low[2] = {inf, inf};
   for_each_block(p, stride, n, V(-1), [&](const typename Lanes::Values& v, int k) {  // -1 is never selected
     const auto in = at_least(v, threshold);
     count(selected, in);
-    add(sum[k], widen(pick(in, v, zero)));
+    sum.add(widen(pick(in, v, zero)));
     const typename Lanes::Values candidate = pick(in, v, inf);
     low[k] = pick(below(candidate, low[k]), candidate, low[k]);
   });
-  return {total(selected), total(sum[0]) + total(sum[1]), std::min(smallest(low[0]), smallest(low[1]))};
+  return {total(selected), ExactSum{sum.total(), 0}, std::min(smallest(low[0]), smallest(low[1]))};
 }
 
 // Valid 16-bit values order like their bit patterns once the sign of -0.0 is dropped, so the mask compares

@@ -3,6 +3,7 @@
 
 #include <cstdint>
 
+#include "../exact_sum.h"
 #include "load.h"
 
 namespace rankseg::cpu {
@@ -10,11 +11,11 @@ namespace rankseg::cpu {
 // What the first streaming pass learns about a class. Pixels above 1/2 belong to every optimal mask of
 // Dice (s = 0) and IoU (scores.h), so their count and sum are the starting point of the search.
 struct Moments {
-  double sum = 0.0;
+  ExactSum sum;
   double max = 0.0;
   bool invalid = false;     // NaN, an infinity, or a value outside [0, 1]
   int64_t above_half = 0;   // pixels with p > 1/2
-  double above_half_sum = 0.0;
+  ExactSum above_half_sum;
 
   void merge(const Moments& other);
 };
@@ -22,11 +23,13 @@ struct Moments {
 // The pixels with p >= t: how many, their sum, and the smallest of them (+inf if none).
 struct UpperSet {
   int64_t count = 0;
-  double sum = 0.0;
+  ExactSum sum;
   double min = 0.0;
 
   void merge(const UpperSet& other);
 };
+
+// Each pass reads at most 2^20 values (pixels.h: kChunk), so that its exact sums fit in 64 bits.
 
 // Sum, maximum, validity, and the pixels above 1/2.
 Moments scan_moments(const float* p, int64_t stride, int64_t n);

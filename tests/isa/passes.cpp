@@ -37,9 +37,9 @@ void report(const char* name, const std::vector<S>& x, int64_t n, int64_t stride
   double mix = 0.0;
   for (int64_t i = 0; i < k; ++i) mix = mix * 1.0000001 + double(band[size_t(i)]);
   std::printf("%s n=%lld stride=%lld: %016llx %016llx %016llx %lld %d | %016llx %016llx %lld | %lld %016llx\n", name,
-              (long long)n, (long long)stride, (unsigned long long)bits(m.sum), (unsigned long long)bits(m.max),
-              (unsigned long long)bits(m.above_half_sum), (long long)m.above_half, int(m.invalid),
-              (unsigned long long)bits(u.sum), (unsigned long long)bits(u.min), (long long)u.count, (long long)k,
+              (long long)n, (long long)stride, (unsigned long long)m.sum.lo, (unsigned long long)bits(m.max),
+              (unsigned long long)m.above_half_sum.lo, (long long)m.above_half, int(m.invalid),
+              (unsigned long long)u.sum.lo, (unsigned long long)bits(u.min), (long long)u.count, (long long)k,
               (unsigned long long)bits(mix));
 }
 
