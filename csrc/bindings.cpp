@@ -4,6 +4,7 @@
 #include <pybind11/stl.h>
 
 #include <cstdint>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <tuple>
@@ -15,8 +16,11 @@ namespace py = pybind11;
 
 namespace {
 
-// (data_ptr, dtype code, device type, sizes, strides), as built by rankseg._ops.describe().
-using Descriptor = std::tuple<uintptr_t, int, std::string, std::vector<int64_t>, std::vector<int64_t>>;
+// (data_ptr, dtype code, device type, device index, sizes, strides), as built by rankseg._ops.describe().
+using Descriptor = std::tuple<uintptr_t, int, std::string, int, std::vector<int64_t>, std::vector<int64_t>>;
+
+const std::vector<int64_t>& sizes_of(const Descriptor& d) { return std::get<4>(d); }
+const std::vector<int64_t>& strides_of(const Descriptor& d) { return std::get<5>(d); }
 
 std::string shape_str(const std::vector<int64_t>& sizes) {
   std::string s = "(";
@@ -24,18 +28,24 @@ std::string shape_str(const std::vector<int64_t>& sizes) {
   return s + (sizes.size() == 1 ? ",)" : ")");
 }
 
-void check_cpu(const Descriptor& d, const char* name) {
-  if (std::get<2>(d) != "cpu")
-    throw std::invalid_argument(std::string(name) + " must be a CPU tensor for the CPU kernel, got device '" +
-                                std::get<2>(d) + "'");
-  if (std::get<3>(d).size() != std::get<4>(d).size())
+rankseg::Device device_of(const Descriptor& d, const char* name, uintptr_t stream) {
+  const std::string& type = std::get<2>(d);
+  if (sizes_of(d).size() != strides_of(d).size())
     throw std::invalid_argument(std::string(name) + ": sizes and strides differ in length");
+  if (type == "cpu") return {rankseg::DeviceType::cpu, 0, 0};
+  if (type == "cuda") return {rankseg::DeviceType::cuda, std::get<3>(d), stream};
+  throw std::invalid_argument(std::string(name) + " must be on a CPU or CUDA device, got '" + type + "'");
+}
+
+void check_same_device(const rankseg::Device& expected, const Descriptor& d, const char* name) {
+  const rankseg::Device got = device_of(d, name, expected.stream);
+  if (got.type != expected.type || got.index != expected.index)
+    throw std::invalid_argument(std::string(name) + " must be on the same device as probs");
 }
 
 rankseg::ProbsView probs_view(const Descriptor& d) {
-  check_cpu(d, "probs");
-  const auto& sizes = std::get<3>(d);
-  const auto& strides = std::get<4>(d);
+  const auto& sizes = sizes_of(d);
+  const auto& strides = strides_of(d);
   if (sizes.size() != 3)
     throw std::invalid_argument("probs must be 3-D (B, C, N), got " + std::to_string(sizes.size()) + "-D");
   const int code = std::get<1>(d);
@@ -48,19 +58,36 @@ rankseg::ProbsView probs_view(const Descriptor& d) {
   return view;
 }
 
-// The output must be a contiguous tensor of exactly the expected shape and dtype.
-void* output_ptr(const Descriptor& d, rankseg::DType dtype, const std::vector<int64_t>& expected) {
-  check_cpu(d, "out");
-  if (std::get<1>(d) != int(dtype)) throw std::invalid_argument("out has the wrong dtype");
-  if (std::get<3>(d) != expected)
-    throw std::invalid_argument("out must have shape " + shape_str(expected) + ", got " + shape_str(std::get<3>(d)));
+// A contiguous tensor of exactly the expected shape and dtype, on the device of probs.
+void* contiguous_ptr(const Descriptor& d, const char* name, rankseg::DType dtype, const std::vector<int64_t>& expected,
+                     const rankseg::Device& device) {
+  check_same_device(device, d, name);
+  if (std::get<1>(d) != int(dtype)) throw std::invalid_argument(std::string(name) + " has the wrong dtype");
+  if (sizes_of(d) != expected)
+    throw std::invalid_argument(std::string(name) + " must have shape " + shape_str(expected) + ", got " +
+                                shape_str(sizes_of(d)));
   int64_t step = 1;
-  const auto& strides = std::get<4>(d);
   for (size_t i = expected.size(); i-- > 0;) {
-    if (expected[i] != 1 && strides[i] != step) throw std::invalid_argument("out must be contiguous");
+    if (expected[i] != 1 && strides_of(d)[i] != step)
+      throw std::invalid_argument(std::string(name) + " must be contiguous");
     step *= expected[i];
   }
   return reinterpret_cast<void*>(std::get<0>(d));
+}
+
+rankseg::Workspace workspace_of(const std::optional<Descriptor>& d, const rankseg::Device& device) {
+  if (!d) return {};
+  const auto& sizes = sizes_of(*d);
+  if (sizes.size() != 1) throw std::invalid_argument("workspace must be 1-D");
+  void* data = contiguous_ptr(*d, "workspace", rankseg::DType::uint8, sizes, device);
+  if (sizes[0] > 0 && reinterpret_cast<uintptr_t>(data) % 256 != 0)
+    throw std::invalid_argument("workspace must be 256-byte aligned");
+  return {data, sizes[0]};
+}
+
+int64_t* first_invalid_of(const std::optional<Descriptor>& d, const rankseg::Device& device) {
+  if (!d) return nullptr;
+  return static_cast<int64_t*>(contiguous_ptr(*d, "first_invalid", rankseg::DType::int64, {1}, device));
 }
 
 rankseg::RmaOptions options(int metric, double smooth, double pruning_prob, int num_threads) {
@@ -73,35 +100,58 @@ PYBIND11_MODULE(_C, m) {
   m.doc() = "Compiled RankSEG kernels.";
 
   m.def(
+      "workspace_bytes",
+      [](const Descriptor& probs, int output) {
+        if (output != 0 && output != 1) throw std::invalid_argument("unknown output code");
+        return rankseg::workspace_bytes(probs_view(probs), rankseg::Output(output), device_of(probs, "probs", 0));
+      },
+      py::arg("probs"), py::arg("output"), "Bytes of workspace a call needs (0 on the CPU).");
+
+  m.def(
       "rma_multilabel",
       [](const Descriptor& probs, const Descriptor& out, int metric, double smooth, double pruning_prob,
-         int num_threads) {
+         int num_threads, uintptr_t stream, const std::optional<Descriptor>& workspace,
+         const std::optional<Descriptor>& first_invalid) {
         const rankseg::ProbsView view = probs_view(probs);
-        auto* mask = static_cast<bool*>(output_ptr(out, rankseg::DType::boolean, std::get<3>(probs)));
+        const rankseg::Device device = device_of(probs, "probs", stream);
+        auto* mask =
+            static_cast<bool*>(contiguous_ptr(out, "out", rankseg::DType::boolean, sizes_of(probs), device));
+        const rankseg::Workspace ws = workspace_of(workspace, device);
+        int64_t* invalid = first_invalid_of(first_invalid, device);
         py::gil_scoped_release release;
-        rankseg::rma_multilabel(view, options(metric, smooth, pruning_prob, num_threads), mask);
+        rankseg::rma_multilabel(view, options(metric, smooth, pruning_prob, num_threads), device, ws, mask, invalid);
       },
       py::arg("probs"), py::arg("out"), py::arg("metric"), py::arg("smooth"), py::arg("pruning_prob"),
-      py::arg("num_threads"), "RMA masks (B, C, N) bool for probabilities (B, C, N).");
+      py::arg("num_threads"), py::arg("stream") = 0, py::arg("workspace") = py::none(),
+      py::arg("first_invalid") = py::none(), "RMA masks (B, C, N) bool for probabilities (B, C, N).");
 
   m.def(
       "rma_multiclass",
       [](const Descriptor& probs, const Descriptor& out, int metric, double smooth, double pruning_prob,
-         int unassigned, int64_t void_index, int num_threads) {
+         int unassigned, int64_t void_index, int num_threads, uintptr_t stream,
+         const std::optional<Descriptor>& workspace, const std::optional<Descriptor>& first_invalid) {
         const rankseg::ProbsView view = probs_view(probs);
+        const rankseg::Device device = device_of(probs, "probs", stream);
         const std::vector<int64_t> shape{view.batch, view.pixels};
-        auto* labels = static_cast<int64_t*>(output_ptr(out, rankseg::DType::int64, shape));
+        auto* labels = static_cast<int64_t*>(contiguous_ptr(out, "out", rankseg::DType::int64, shape, device));
+        const rankseg::Workspace ws = workspace_of(workspace, device);
+        int64_t* invalid = first_invalid_of(first_invalid, device);
         py::gil_scoped_release release;
         rankseg::rma_multiclass(view, options(metric, smooth, pruning_prob, num_threads),
-                                rankseg::Unassigned(unassigned), void_index, labels);
+                                rankseg::Unassigned(unassigned), void_index, device, ws, labels, invalid);
       },
       py::arg("probs"), py::arg("out"), py::arg("metric"), py::arg("smooth"), py::arg("pruning_prob"),
-      py::arg("unassigned"), py::arg("void_index"), py::arg("num_threads"),
+      py::arg("unassigned"), py::arg("void_index"), py::arg("num_threads"), py::arg("stream") = 0,
+      py::arg("workspace") = py::none(), py::arg("first_invalid") = py::none(),
       "RMA label map (B, N) int64 for probabilities (B, C, N).");
 
-#ifdef RANKSEG_WITH_CUDA
-  m.attr("cuda_toolkit") = true;
+  m.def("cuda_compiled", &rankseg::cuda_compiled, "Whether CUDA kernels were compiled in.");
+  m.def("cuda_architectures", &rankseg::cuda_architectures, "CUDA architectures compiled for, ';'-separated.");
+  m.def("cuda_runtime_version", &rankseg::cuda_runtime_version, "CUDA runtime version built against (0: none).");
+  m.def("cuda_device_count", &rankseg::cuda_device_count, "CUDA devices usable now (0 without driver or GPU).");
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+  m.attr("cpu_instruction_sets") = "x86-64-v3 (AVX2), x86-64";
 #else
-  m.attr("cuda_toolkit") = false;
+  m.attr("cpu_instruction_sets") = "baseline";
 #endif
 }

@@ -1,13 +1,22 @@
-// The RMA solver's interface: what the bindings hand to the kernels.
+// The RMA solver's interface: what the bindings hand to the kernels, whichever device runs them.
 #pragma once
 
 #include <cstdint>
 
 namespace rankseg {
 
-enum class DType : int { float32 = 0, float64 = 1, float16 = 2, bfloat16 = 3, boolean = 4, int64 = 5 };
+enum class DType : int { float32 = 0, float64 = 1, float16 = 2, bfloat16 = 3, boolean = 4, int64 = 5, uint8 = 6 };
 enum class Metric : int { dice = 0, iou = 1 };
 enum class Unassigned : int { max_score = 0, void_label = 1 };
+enum class DeviceType : int { cpu = 0, cuda = 1 };
+
+// Where the data lives and, for CUDA, the stream the work is enqueued on (a cudaStream_t as an integer,
+// 0 for the legacy default stream). The caller owns the stream; a call never synchronises the device.
+struct Device {
+  DeviceType type = DeviceType::cpu;
+  int index = 0;
+  uintptr_t stream = 0;
+};
 
 // Probabilities laid out as (batch, classes, pixels) with element strides; nothing is assumed contiguous.
 struct ProbsView {
@@ -21,17 +30,40 @@ struct RmaOptions {
   Metric metric;
   double smooth;
   double pruning_prob;
-  int num_threads;
+  int num_threads;  // CPU threads
 };
+
+// Scratch memory handed in by the caller (a torch allocation on the probabilities' device), of at least
+// workspace_bytes() bytes, 256-byte aligned. The CPU needs none.
+struct Workspace {
+  void* data = nullptr;
+  int64_t bytes = 0;
+};
+
+enum class Output : int { multilabel = 0, multiclass = 1 };
 
 // Throws std::invalid_argument unless the view has B >= 0, C >= 1, N >= 1, non-negative strides and data.
 void check_probs_view(const ProbsView& probs);
 
+// How many bytes of workspace a call with these arguments needs on `device`.
+int64_t workspace_bytes(const ProbsView& probs, Output output, const Device& device);
+
 // Writes the RMA mask of every (image, class) into out, a contiguous bool array (batch, classes, pixels).
-void rma_multilabel(const ProbsView& probs, const RmaOptions& options, bool* out);
+// `first_invalid` (CUDA only; may be null) receives, as an int64 on the device, the index b * C + c of the
+// first (image, class) holding a NaN or a value outside [0, 1], or -1; the CPU throws instead.
+void rma_multilabel(const ProbsView& probs, const RmaOptions& options, const Device& device, Workspace workspace,
+                    bool* out, int64_t* first_invalid);
 
 // Writes one label per pixel into out, a contiguous int64 array (batch, pixels).
 void rma_multiclass(const ProbsView& probs, const RmaOptions& options, Unassigned policy, int64_t void_index,
-                    int64_t* out);
+                    const Device& device, Workspace workspace, int64_t* out, int64_t* first_invalid);
+
+// Whether CUDA kernels were compiled in, and for which architectures ("90;100", empty without CUDA).
+bool cuda_compiled();
+const char* cuda_architectures();
+// The CUDA runtime the kernels were built against (e.g. 13000), and how many devices it sees now
+// (0 without a driver or GPU; never throws). Both 0 without CUDA kernels.
+int cuda_runtime_version();
+int cuda_device_count();
 
 }  // namespace rankseg

@@ -5,13 +5,35 @@ from __future__ import annotations
 import math
 
 import pytest
-import torch
-
 import reference
+import torch
+from hypothesis import strategies as st
 
 DTYPES = [torch.float32, torch.float64, torch.float16, torch.bfloat16]
 KINDS = ["uniform", "softmax", "ties", "sparse", "fields", "clustered"]
 LAYOUTS = ["contiguous", "channels_last", "strided"]
+
+
+def rma_cases(max_side: int):
+    """Hypothesis cases for the RMA kernels: shape (B, C, up to three spatial dims of at most max_side), input
+    kind, seed, dtype, layout, metric, smooth and pruning_prob."""
+    shapes = st.tuples(
+        st.integers(0, 3),  # B
+        st.integers(1, 5),  # C
+        st.lists(st.integers(1, max_side), min_size=1, max_size=3),  # spatial
+    ).map(lambda t: (t[0], t[1], *t[2]))
+    return st.fixed_dictionaries(
+        {
+            "shape": shapes,
+            "kind": st.sampled_from(KINDS),
+            "seed": st.integers(0, 2**31 - 1),
+            "dtype": st.sampled_from(DTYPES),
+            "layout": st.sampled_from(LAYOUTS),
+            "metric": st.sampled_from(["dice", "iou"]),
+            "smooth": st.sampled_from([0.0, 0.0, 1e-6, 0.5, 1.0, 100.0]),
+            "pruning_prob": st.sampled_from([0.0, 0.25, 0.5, 0.5, 1.0]),
+        }
+    )
 
 
 def make_probs(kind: str, shape: tuple, seed: int, dtype=torch.float32, layout="contiguous") -> torch.Tensor:

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import rankseg
-from rankseg import RankSEG, _C
+from rankseg import _C, RankSEG
 
 PROBS = torch.softmax(torch.randn(2, 3, 8, 9, generator=torch.Generator().manual_seed(0)), dim=1)
 
@@ -169,7 +169,14 @@ def test_numpy_scalars_are_accepted():
 
 
 def describe(t, **override):
-    d = {"ptr": t.data_ptr(), "dtype": 0, "device": "cpu", "sizes": tuple(t.shape), "strides": tuple(t.stride())}
+    d = {
+        "ptr": t.data_ptr(),
+        "dtype": 0,
+        "device": "cpu",
+        "index": 0,
+        "sizes": tuple(t.shape),
+        "strides": tuple(t.stride()),
+    }
     d.update(override)
     return tuple(d.values())
 
@@ -177,7 +184,8 @@ def describe(t, **override):
 @pytest.mark.parametrize(
     "probs_override,out_override,message",
     [
-        ({"device": "cuda"}, {}, "CPU tensor"),
+        ({"device": "cuda"}, {}, "same device"),
+        ({"device": "mps"}, {"device": "mps"}, "CPU or CUDA"),
         ({"sizes": (2, 3, 8, 9), "strides": (216, 72, 9, 1)}, {}, "3-D"),
         ({"dtype": 9}, {}, "float16"),
         ({"strides": (216, 72, -1)}, {}, "non-negative"),
@@ -213,3 +221,52 @@ def test_compiled_core_checks_options():
     many = describe(x, sizes=(1, 2**31, 1), strides=(0, 0, 0))  # one value seen as 2^31 classes
     with pytest.raises(ValueError, match=r"C < 2\^31"):
         _C.rma_multiclass(many, describe(torch.empty(1, 1, dtype=torch.int64), dtype=5), 0, 0.0, 0.5, 0, 255, 1)
+
+
+def test_compiled_core_checks_the_cuda_call_before_launching():
+    """A CUDA call without enough workspace (or a build without CUDA kernels) is refused before any launch;
+    no GPU is touched, so this runs anywhere."""
+    x = PROBS.reshape(2, 3, 72).contiguous()
+    out = torch.empty(2, 3, 72, dtype=torch.bool)
+    args = (describe(x, device="cuda"), describe(out, dtype=4, device="cuda"), 0, 0.0, 0.5, 1)
+    message = "workspace needs" if _C.cuda_compiled() else "no CUDA kernels"
+    with pytest.raises(ValueError, match=message):
+        _C.rma_multilabel(*args)
+    strided = describe(x, device="cuda", strides=(216, 1, 3))
+    with pytest.raises(ValueError, match="adjacent pixels" if _C.cuda_compiled() else "no CUDA kernels"):
+        _C.rma_multilabel(strided, *args[1:])
+
+
+def test_build_info_describes_the_build():
+    info = rankseg.build_info()
+    assert info["version"] == rankseg.__version__
+    assert info["cuda"] == _C.cuda_compiled()
+    assert bool(info["cuda_archs"]) == info["cuda"]
+    assert (info["cuda_runtime"] is None) != info["cuda"]
+    assert info["cuda_devices"] >= 0 and info["openmp_threads"] >= 1
+    assert info["torch"] == torch.__version__
+    usable = info["cuda_kernels_enabled"] and info["cuda_devices"] > 0 and torch.cuda.is_available()
+    assert rankseg.cuda_available() == usable
+    assert not info["cuda_kernels_enabled"] or info["cuda"]
+
+
+def test_check_values_must_be_a_bool():
+    with raises(TypeError, "check_values", "bool"):
+        rankseg.rankseg(PROBS, check_values=1)
+
+
+@pytest.mark.parametrize("mode", ["multiclass", "multilabel"])
+def test_cpu_kernels_check_values_always(mode):
+    """Unchecked is a GPU option: the CPU kernels see every value anyway and still refuse NaN."""
+    bad = PROBS.clone()
+    bad[0, 1, 2, 3] = float("nan")
+    with raises(ValueError, "image 0, class 1"):
+        rankseg.rankseg(bad, output_mode=mode, check_values=False)
+
+
+def test_unchecked_argmax_skips_the_value_check():
+    bad = PROBS.clone()
+    bad[0, 0, 0, 0] = 2.0
+    with raises(ValueError, "finite values in [0, 1]"):
+        rankseg.rankseg(bad, metric="acc", solver="argmax")
+    assert rankseg.rankseg(bad, metric="acc", solver="argmax", check_values=False)[0, 0, 0] == 0

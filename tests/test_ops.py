@@ -21,12 +21,12 @@ SAMPLES = [
 
 @pytest.mark.parametrize("probs", SAMPLES)
 def test_opcheck_multilabel(probs):
-    torch.library.opcheck(_ops.multilabel_op, (probs, "dice", 0.0, 0.5))
+    torch.library.opcheck(_ops.multilabel_op, (probs, "dice", 0.0, 0.5, True))
 
 
 @pytest.mark.parametrize("probs", SAMPLES)
 def test_opcheck_multiclass(probs):
-    torch.library.opcheck(_ops.multiclass_op, (probs, "iou", 1.0, 0.25, "void", 255))
+    torch.library.opcheck(_ops.multiclass_op, (probs, "iou", 1.0, 0.25, "void", 255, True))
 
 
 def test_torch_compile_fullgraph():

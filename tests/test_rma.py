@@ -2,33 +2,24 @@
 
 from __future__ import annotations
 
-
 import pytest
 import torch
-from conftest import DTYPES, KINDS, LAYOUTS, as_bcn, assert_labels_optimal, assert_masks_optimal, make_probs
+from conftest import (
+    DTYPES,
+    KINDS,
+    LAYOUTS,
+    as_bcn,
+    assert_labels_optimal,
+    assert_masks_optimal,
+    make_probs,
+    rma_cases,
+)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import rankseg
 
-shapes = st.tuples(
-    st.integers(0, 3),  # B
-    st.integers(1, 5),  # C
-    st.lists(st.integers(1, 9), min_size=1, max_size=3),  # spatial
-).map(lambda t: (t[0], t[1], *t[2]))
-
-cases = st.fixed_dictionaries(
-    {
-        "shape": shapes,
-        "kind": st.sampled_from(KINDS),
-        "seed": st.integers(0, 2**31 - 1),
-        "dtype": st.sampled_from(DTYPES),
-        "layout": st.sampled_from(LAYOUTS),
-        "metric": st.sampled_from(["dice", "iou"]),
-        "smooth": st.sampled_from([0.0, 0.0, 1e-6, 0.5, 1.0, 100.0]),
-        "pruning_prob": st.sampled_from([0.0, 0.25, 0.5, 0.5, 1.0]),
-    }
-)
+cases = rma_cases(max_side=9)
 
 
 def active_flags(probs, pruning_prob):

@@ -4,7 +4,7 @@
 
 #include <cstdint>
 
-#include "load.h"
+#include "../values.h"
 
 namespace rankseg::cpu {
 

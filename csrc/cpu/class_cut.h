@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "../scores.h"
+#include "../search.h"
 #include "band.h"
 #include "histogram.h"
 #include "lanes.h"
@@ -24,33 +25,9 @@
 
 namespace rankseg::cpu {
 
-// The best volume seen so far. Ties keep the smaller volume: tau* is the first maximiser.
-struct Best {
-  double score;
-  int64_t volume = 0;
-  double threshold = std::numeric_limits<double>::infinity();  // the mask is p >= threshold
-
-  void offer(double s, int64_t v, double thr) {
-    if (s > score || (s == score && v < volume)) {
-      score = s;
-      volume = v;
-      threshold = thr;
-    }
-  }
-};
-
-struct ClassCut {
-  double mu = 0.0;        // sum of the class's probabilities
-  double max = 0.0;       // largest probability
-  bool invalid = false;   // a value was NaN or outside [0, 1]
-  bool active = false;    // passed the pruning test (max > pruning_prob)
-  int64_t volume = 0;     // tau*, the number of selected pixels
-  double threshold = std::numeric_limits<double>::infinity();  // the mask is p >= threshold
-};
-
 // Per-thread scratch space, reused across classes.
 template <class V>
-struct Workspace {
+struct Scratch {
   Histogram total, part;
   std::vector<uint8_t> candidate;
   std::vector<V> values;
@@ -76,13 +53,6 @@ template <class F>
 void for_each_chunk(int64_t chunks, bool parallel, int threads, F&& body) {
 #pragma omp parallel for num_threads(threads) if (parallel) schedule(static)
   for (int64_t j = 0; j < chunks; ++j) body(j);
-}
-
-// The smallest value of type V that is > t, so that "p > t" reads "p >= result" in V.
-template <class V>
-V smallest_above(double t) {
-  V v = V(t);
-  return double(v) > t ? v : std::nextafter(v, std::numeric_limits<V>::infinity());
 }
 
 // Writes mask[i] = p[i] >= threshold for the whole class.
@@ -116,23 +86,18 @@ struct Band {
   }
 };
 
-// Dinkelbach: from a mask of score l, the mask {p > pixel_threshold(l)} scores at least as well, and strictly
-// better unless l is optimal. Scores rise and masks shrink at every step, so it ends; the first mask that
-// does not improve is the smallest optimal one. It starts from {p > 1/2}, which every optimal mask contains,
-// so each step only looks at the band between its first threshold and 1/2: gathered once, read from then on.
-// A band too large to copy is searched by passes over every pixel instead, with the same steps.
+// Dinkelbach's iteration (search.h), from {p > 1/2}, which every optimal mask contains: so each step only
+// looks at the band between its first threshold and 1/2, gathered once and read from then on. A band too
+// large to copy is searched by passes over every pixel instead, with the same steps and outcome.
 template <class S>
-Band<value_t<S>> solve_by_threshold(const Pixels<S>& px, const Moments& m, const VolumeScore& score, bool parallel,
-                                    int threads, Workspace<value_t<S>>& ws, Best& best) {
+Band<value_t<S>> solve_by_threshold(const Pixels<S>& px, bool parallel, int threads, Scratch<value_t<S>>& ws,
+                                    ThresholdSearch<value_t<S>>& search, const Moments& m) {
   using V = value_t<S>;
-  if (m.above_half > 0)
-    best.offer(score(m.above_half_sum.value(), double(m.above_half)), m.above_half, double(smallest_above<V>(0.5)));
-
   const int64_t chunks = px.chunks();
   const int64_t segment = band_capacity<S>(kChunk) + kLanes;
   V* band = ws.band(chunks * segment);
   std::vector<int64_t> band_size(static_cast<size_t>(chunks), -1);
-  const V lo = smallest_above<V>(score.pixel_threshold(best.score));
+  const V lo = search.threshold();
   if (band) {
     for_each_chunk(chunks, parallel, threads, [&](int64_t j) {
       const Pixels<S> c = px.chunk(j);
@@ -150,7 +115,6 @@ Band<value_t<S>> solve_by_threshold(const Pixels<S>& px, const Moments& m, const
                                 : upper_set(c.data, c.stride, c.count, double(t));
     });
     UpperSet u;
-    u.min = std::numeric_limits<double>::infinity();
     for (const auto& part : parts) u.merge(part);
     if (banded) {  // the pixels above 1/2 are selected at every step
       u.count += m.above_half;
@@ -158,17 +122,7 @@ Band<value_t<S>> solve_by_threshold(const Pixels<S>& px, const Moments& m, const
     }
     return u;
   };
-
-  for (int step = 0; step < 1000; ++step) {  // a safety net: each step removes at least one distinct value
-    const V t = smallest_above<V>(score.pixel_threshold(best.score));
-    const UpperSet u = upper_set_at(t);
-    if (u.count == 0) break;
-    const double s = score(u.sum.value(), double(u.count));
-    const bool improved = s > best.score;
-    best.offer(s, u.count, double(t));  // an equal score with fewer pixels still wins the tie
-    if (!improved) break;
-    // Every selected pixel clears the next threshold too: the next mask would be this one.
-    if (u.min >= double(smallest_above<V>(score.pixel_threshold(best.score)))) break;
+  while (search.take(upper_set_at(search.threshold()))) {
   }
   return banded ? Band<V>{band, segment, std::move(band_size)} : Band<V>{};
 }
@@ -235,7 +189,7 @@ void refine_candidates(std::vector<V>& values, const Histogram& h, const std::ve
 
 template <class S>
 void solve_by_histogram(const Pixels<S>& px, const VolumeScore& score, bool parallel, int threads,
-                        Workspace<value_t<S>>& ws, Best& best) {
+                        Scratch<value_t<S>>& ws, Best& best) {
   using V = value_t<S>;
   const int64_t chunks = px.chunks();
   // Per-chunk histograms, merged in chunk order. One class per thread reuses a single partial histogram.
@@ -287,16 +241,15 @@ void solve_by_histogram(const Pixels<S>& px, const VolumeScore& score, bool para
 // histogrammed and refined. Returns false where this does not apply; `best` is then untouched.
 template <class S>
 bool solve_smoothed_on_band(const Pixels<S>& px, const Moments& m, const VolumeScore& score, bool parallel,
-                            int threads, Workspace<value_t<S>>& ws, Best& best) {
+                            int threads, Scratch<value_t<S>>& ws, Best& best) {
   using V = value_t<S>;
   // s is kept far above the rounding of R*, so no pixel just past R* can gain by rounding alone.
   if (!(score.mu > score.smooth && score.smooth > 1e-9 * (score.mu + double(px.count)))) return false;
-  const VolumeScore ratio{score.metric, score.mu + score.smooth, 0.0};
-  Best ratio_best{ratio.empty()};
-  const Band<V> band = solve_by_threshold(px, m, ratio, parallel, threads, ws, ratio_best);
+  ThresholdSearch<V> ratio({score.metric, score.mu + score.smooth, 0.0}, m.above_half, m.above_half_sum);
+  const Band<V> band = solve_by_threshold(px, parallel, threads, ws, ratio, m);
   if (band.sizes.empty()) return false;
 
-  const V cut = V(ratio_best.threshold);  // the band values that may join: v >= cut
+  const V cut = V(ratio.best.threshold);  // the band values that may join: v >= cut
   const Held held{m.above_half, m.above_half_sum, double(cut)};
   if (held.count > 0)
     best.offer(score(held.sum.value(), double(held.count)), held.count, double(smallest_above<V>(0.5)));
@@ -326,7 +279,7 @@ bool solve_smoothed_on_band(const Pixels<S>& px, const Moments& m, const VolumeS
 // Solves one (image, class), and writes its mask when `mask` is given. With `parallel` the chunk loops are
 // shared by the team of threads (for few, large classes); otherwise the caller runs one class per thread.
 template <class S>
-ClassCut solve_class(const Pixels<S>& px, const RmaOptions& options, Workspace<value_t<S>>& ws, bool parallel,
+ClassCut solve_class(const Pixels<S>& px, const RmaOptions& options, Scratch<value_t<S>>& ws, bool parallel,
                      bool* mask) {
   const int64_t chunks = px.chunks();
   const int threads = options.num_threads;
@@ -354,7 +307,9 @@ ClassCut solve_class(const Pixels<S>& px, const RmaOptions& options, Workspace<v
   const VolumeScore score{options.metric, cut.mu, options.smooth};
   Best best{score.empty()};
   if (threshold_form) {
-    solve_by_threshold(px, m, score, parallel, threads, ws, best);
+    ThresholdSearch<value_t<S>> search(score, m.above_half, m.above_half_sum);
+    solve_by_threshold(px, parallel, threads, ws, search, m);
+    best = search.best;
   } else if (!solve_smoothed_on_band(px, m, score, parallel, threads, ws, best)) {
     solve_by_histogram(px, score, parallel, threads, ws, best);
   }

@@ -8,7 +8,7 @@
 #include <type_traits>
 
 #include "../exact_sum.h"
-#include "load.h"
+#include "../values.h"
 
 namespace rankseg::cpu {
 
@@ -124,7 +124,7 @@ struct LaneTypes {
 // Half bits to float, exact for every finite half: normals move their exponent bias from 15 to 127,
 // subnormals are mantissa * 2^-24 (no denormal arithmetic, so flush-to-zero modes cannot change it). Infinities
 // and NaN come out as finite values above 1, which the first pass rejects before rescanning exactly
-// (to_value in load.h). Signed lanes: AVX2 converts and compares those in one instruction.
+// (to_value in values.h). Signed lanes: AVX2 converts and compares those in one instruction.
 [[gnu::always_inline]] inline Float8 to_float8(Mask8 h, Half) {
   const Mask8 magnitude = h & 0x7fff, sign = (h & 0x8000) << 16;
   const Mask8 normal_bits = (magnitude << 13) + (112 << 23);

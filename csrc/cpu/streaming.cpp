@@ -26,11 +26,6 @@ void Moments::merge(const Moments& other) {
   above_half_sum.add(other.above_half_sum);
 }
 
-void UpperSet::merge(const UpperSet& other) {
-  count += other.count;
-  sum.add(other.sum);
-  min = std::min(min, other.min);
-}
 
 namespace {
 

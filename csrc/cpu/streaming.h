@@ -4,7 +4,8 @@
 #include <cstdint>
 
 #include "../exact_sum.h"
-#include "load.h"
+#include "../search.h"
+#include "../values.h"
 
 namespace rankseg::cpu {
 
@@ -20,14 +21,6 @@ struct Moments {
   void merge(const Moments& other);
 };
 
-// The pixels with p >= t: how many, their sum, and the smallest of them (+inf if none).
-struct UpperSet {
-  int64_t count = 0;
-  ExactSum sum;
-  double min = 0.0;
-
-  void merge(const UpperSet& other);
-};
 
 // Each pass reads at most 2^20 values (pixels.h: kChunk), so that its exact sums fit in 64 bits.
 

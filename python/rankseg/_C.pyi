@@ -1,11 +1,18 @@
-Descriptor = tuple[int, int, str, tuple[int, ...], tuple[int, ...]]
+Descriptor = tuple[int, int, str, int, tuple[int, ...], tuple[int, ...]]
 
-# True when the build found a CUDA toolkit. CUDA kernels are not part of this version: CUDA inputs run on
-# the CPU kernels and the result is moved back.
-cuda_toolkit: bool
+cpu_instruction_sets: str
 
+def workspace_bytes(probs: Descriptor, output: int) -> int: ...
 def rma_multilabel(
-    probs: Descriptor, out: Descriptor, metric: int, smooth: float, pruning_prob: float, num_threads: int
+    probs: Descriptor,
+    out: Descriptor,
+    metric: int,
+    smooth: float,
+    pruning_prob: float,
+    num_threads: int,
+    stream: int = 0,
+    workspace: Descriptor | None = None,
+    first_invalid: Descriptor | None = None,
 ) -> None: ...
 def rma_multiclass(
     probs: Descriptor,
@@ -16,4 +23,11 @@ def rma_multiclass(
     unassigned: int,
     void_index: int,
     num_threads: int,
+    stream: int = 0,
+    workspace: Descriptor | None = None,
+    first_invalid: Descriptor | None = None,
 ) -> None: ...
+def cuda_compiled() -> bool: ...
+def cuda_architectures() -> str: ...
+def cuda_runtime_version() -> int: ...
+def cuda_device_count() -> int: ...

@@ -3,8 +3,9 @@
 import torch  # noqa: F401  (loads torch's OpenMP runtime before the compiled core, so both share it)
 
 from . import functional
+from ._build import build_info, cuda_available, version
 from ._rankseg import RankSEG
 from .functional import rankseg
 
-__version__ = "0.1.0"
-__all__ = ["RankSEG", "rankseg", "functional", "__version__"]
+__version__ = version()
+__all__ = ["RankSEG", "rankseg", "functional", "build_info", "cuda_available", "__version__"]

@@ -1,14 +1,16 @@
 """The compiled kernels as torch custom ops, so they work under torch.compile, export and fake tensors.
 
-Each op views probs (B, C, *spatial) as (B, C, N), allocates the output and hands plain descriptors
-(pointer, dtype code, device, sizes, strides) to ``rankseg._C``. Eager calls on plain CPU/CUDA tensors skip
-the dispatcher and run the same function directly: a custom op's first call imports torch._dynamo, which
-takes about a second.
+Each op views probs (B, C, *spatial) as (B, C, N), allocates the output (and, on CUDA, the workspace) with
+torch and hands plain descriptors (pointer, dtype code, device, sizes, strides) and the current CUDA stream to
+``rankseg._C``. Eager calls on plain CPU/CUDA tensors skip the dispatcher and run the same function directly:
+a custom op's first call imports torch._dynamo, which takes about a second.
 """
 
 from __future__ import annotations
 
 import math
+import os
+import warnings
 
 import torch
 
@@ -21,23 +23,89 @@ _DTYPE_CODES = {
     torch.bfloat16: 3,
     torch.bool: 4,
     torch.int64: 5,
+    torch.uint8: 6,
 }
 _METRIC_CODES = {"dice": 0, "iou": 1}
 _POLICY_CODES = {"max_score": 0, "void": 1}
+_MULTILABEL, _MULTICLASS = 0, 1
+_warned_host_fallback = False
 
 
 def _describe(t: torch.Tensor) -> tuple:
-    return (t.data_ptr(), _DTYPE_CODES[t.dtype], t.device.type, tuple(t.shape), tuple(t.stride()))
+    index = t.device.index if t.device.index is not None else 0
+    return (t.data_ptr(), _DTYPE_CODES[t.dtype], t.device.type, index, tuple(t.shape), tuple(t.stride()))
 
 
-def _as_bcn(probs: torch.Tensor) -> torch.Tensor:
-    """(B, C, *spatial) -> (B, C, N) on the CPU: a view whenever the spatial dims allow one.
+def gpu_kernels_enabled() -> bool:
+    """Whether CUDA tensors go to the compiled CUDA kernels. They are compiled in CUDA builds but have not yet
+    been verified on a GPU, so they run only when RANKSEG_UNVERIFIED_CUDA_KERNELS=1 is set (for testing them)."""
+    return _C.cuda_compiled() and os.environ.get("RANKSEG_UNVERIFIED_CUDA_KERNELS") == "1"
 
-    Builds without CUDA kernels compute CUDA inputs on the CPU; the result goes back to the input's device.
+
+def _on_gpu(probs: torch.Tensor) -> bool:
+    """Whether the CUDA kernels take this call; otherwise a CUDA tensor goes through the host."""
+    if probs.device.type != "cuda":
+        return False
+    if gpu_kernels_enabled():
+        return True
+    global _warned_host_fallback
+    if not _warned_host_fallback:
+        _warned_host_fallback = True
+        why = (
+            "its CUDA kernels are not yet verified on a GPU and are off unless RANKSEG_UNVERIFIED_CUDA_KERNELS=1"
+            if _C.cuda_compiled()
+            else "this build has no CUDA kernels (build with a CUDA toolkit present, or RANKSEG_CUDA=ON; see the "
+            "README)"
+        )
+        warnings.warn(
+            f"rankseg copies CUDA tensors to the host and solves them on the CPU (slow, and it synchronises the "
+            f"stream): {why}",
+            RuntimeWarning,
+            stacklevel=4,
+        )
+    return False
+
+
+def _as_bcn(probs: torch.Tensor, gpu: bool) -> torch.Tensor:
+    """(B, C, *spatial) -> (B, C, N): a view whenever the spatial dims allow one.
+
+    The CUDA kernels read each class's pixels as one run, so other layouts are copied to class-major order on
+    the device; without them the tensor goes to the host (the result goes back to the input's device).
     """
     b, c = probs.shape[:2]
     x = probs.reshape(b, c, math.prod(probs.shape[2:]))
-    return x.cpu()
+    if not gpu:
+        return x.cpu()
+    return x if x.shape[2] == 1 or x.stride(2) == 1 else x.contiguous()
+
+
+class _GpuCall:
+    """Workspace, stream and the invalid-value report of one CUDA call."""
+
+    def __init__(self, x: torch.Tensor, output: int, check_values: bool):
+        if check_values and torch.cuda.is_current_stream_capturing():
+            raise ValueError(
+                "checking probs for NaN or values outside [0, 1] reads a flag back from the GPU, which CUDA graph "
+                "capture does not allow; pass check_values=False when capturing"
+            )
+        self.workspace = torch.empty(_C.workspace_bytes(_describe(x), output), dtype=torch.uint8, device=x.device)
+        self.first_invalid = torch.empty(1, dtype=torch.int64, device=x.device) if check_values else None
+        self.stream = torch.cuda.current_stream(x.device).cuda_stream
+
+    def kwargs(self) -> dict:
+        invalid = None if self.first_invalid is None else _describe(self.first_invalid)
+        return {"stream": self.stream, "workspace": _describe(self.workspace), "first_invalid": invalid}
+
+    def raise_if_invalid(self, classes: int) -> None:
+        if self.first_invalid is None:
+            return
+        slab = int(self.first_invalid.item())  # waits for the kernels: the one host synchronisation
+        if slab >= 0:
+            image, cls = divmod(slab, classes)
+            raise ValueError(
+                f"probs must contain only finite values in [0, 1]; image {image}, class {cls} has NaN, "
+                "infinity or a value outside [0, 1]"
+            )
 
 
 def _through_dispatcher(probs: torch.Tensor) -> bool:
@@ -46,46 +114,63 @@ def _through_dispatcher(probs: torch.Tensor) -> bool:
     return torch.compiler.is_compiling() or not plain
 
 
-def rma_multilabel(probs: torch.Tensor, metric: str, smooth: float, pruning_prob: float) -> torch.Tensor:
+def rma_multilabel(
+    probs: torch.Tensor, metric: str, smooth: float, pruning_prob: float, check_values: bool = True
+) -> torch.Tensor:
     """RMA masks, bool of the same shape as probs (B, C, *spatial)."""
     op = multilabel_op if _through_dispatcher(probs) else _multilabel
-    return op(probs, metric, smooth, pruning_prob)
+    return op(probs, metric, smooth, pruning_prob, check_values)
 
 
 def rma_multiclass(
-    probs: torch.Tensor, metric: str, smooth: float, pruning_prob: float, unassigned_policy: str, void_index: int
+    probs: torch.Tensor,
+    metric: str,
+    smooth: float,
+    pruning_prob: float,
+    unassigned_policy: str,
+    void_index: int,
+    check_values: bool = True,
 ) -> torch.Tensor:
     """RMA label map, int64 of shape (B, *spatial)."""
     op = multiclass_op if _through_dispatcher(probs) else _multiclass
-    return op(probs, metric, smooth, pruning_prob, unassigned_policy, void_index)
+    return op(probs, metric, smooth, pruning_prob, unassigned_policy, void_index, check_values)
 
 
-def _multilabel(probs: torch.Tensor, metric: str, smooth: float, pruning_prob: float) -> torch.Tensor:
-    x = _as_bcn(probs)
-    out = torch.empty(x.shape, dtype=torch.bool)
+def _solve(probs: torch.Tensor, out_shape, out_dtype, output: int, kernel, options: tuple, check_values: bool):
+    """Runs kernel(probs as (B, C, N), out, *options) on the device that takes the call and returns out, whose
+    shape `out_shape` gives from that view's."""
+    gpu = _on_gpu(probs)
+    x = _as_bcn(probs, gpu)
+    out = torch.empty(out_shape(x), dtype=out_dtype, device=x.device)
     if x.shape[0] > 0:
-        _C.rma_multilabel(
-            _describe(x), _describe(out), _METRIC_CODES[metric], smooth, pruning_prob, torch.get_num_threads()
-        )
+        args = (_describe(x), _describe(out), *options, torch.get_num_threads())
+        if gpu:
+            call = _GpuCall(x, output, check_values)
+            kernel(*args, **call.kwargs())
+            call.raise_if_invalid(x.shape[1])
+        else:
+            kernel(*args)
+    return out
+
+
+def _multilabel(probs: torch.Tensor, metric: str, smooth: float, pruning_prob: float, check_values: bool) -> torch.Tensor:
+    options = (_METRIC_CODES[metric], smooth, pruning_prob)
+    out = _solve(probs, lambda x: x.shape, torch.bool, _MULTILABEL, _C.rma_multilabel, options, check_values)
     return out.view(probs.shape).to(probs.device)
 
 
 def _multiclass(
-    probs: torch.Tensor, metric: str, smooth: float, pruning_prob: float, unassigned_policy: str, void_index: int
+    probs: torch.Tensor,
+    metric: str,
+    smooth: float,
+    pruning_prob: float,
+    unassigned_policy: str,
+    void_index: int,
+    check_values: bool,
 ) -> torch.Tensor:
-    x = _as_bcn(probs)
-    out = torch.empty((x.shape[0], x.shape[2]), dtype=torch.int64)
-    if x.shape[0] > 0:
-        _C.rma_multiclass(
-            _describe(x),
-            _describe(out),
-            _METRIC_CODES[metric],
-            smooth,
-            pruning_prob,
-            _POLICY_CODES[unassigned_policy],
-            void_index,
-            torch.get_num_threads(),
-        )
+    options = (_METRIC_CODES[metric], smooth, pruning_prob, _POLICY_CODES[unassigned_policy], void_index)
+    shape = lambda x: (x.shape[0], x.shape[2])  # noqa: E731
+    out = _solve(probs, shape, torch.int64, _MULTICLASS, _C.rma_multiclass, options, check_values)
     return out.view((probs.shape[0], *probs.shape[2:])).to(probs.device)
 
 
@@ -94,10 +179,10 @@ multiclass_op = torch.library.custom_op("rankseg::rma_multiclass", _multiclass, 
 
 
 @multilabel_op.register_fake
-def _(probs, metric, smooth, pruning_prob):
+def _(probs, metric, smooth, pruning_prob, check_values):
     return probs.new_empty(probs.shape, dtype=torch.bool)
 
 
 @multiclass_op.register_fake
-def _(probs, metric, smooth, pruning_prob, unassigned_policy, void_index):
+def _(probs, metric, smooth, pruning_prob, unassigned_policy, void_index, check_values):
     return probs.new_empty((probs.shape[0], *probs.shape[2:]), dtype=torch.int64)

@@ -149,7 +149,7 @@ def check_probs(probs: object) -> None:
         raise ValueError(f"probs must have C >= 1 and every spatial size >= 1, got shape {shape}")
 
 
-def check_values(probs: torch.Tensor) -> None:
+def check_value_range(probs: torch.Tensor) -> None:
     """Values must be finite and in [0, 1] (for solvers that do not check them in the compiled core)."""
     if probs.numel() and not bool(((probs >= 0) & (probs <= 1)).all()):
         raise ValueError("probs must contain only finite values in [0, 1]; found NaN, infinity or a value outside")

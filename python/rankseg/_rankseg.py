@@ -7,7 +7,7 @@ import warnings
 import torch
 
 from . import _ops
-from ._options import Options, check_probs, check_values, parse_options
+from ._options import Options, check_probs, check_value_range, parse_options
 
 
 class RankSEG:
@@ -52,17 +52,28 @@ class RankSEG:
                 stacklevel=2,
             )
 
-    def predict(self, probs: torch.Tensor) -> torch.Tensor:
+    def predict(self, probs: torch.Tensor, *, check_values: bool = True) -> torch.Tensor:
         """Predicts masks from probabilities ``probs`` of shape ``(B, C, *spatial)``.
 
         ``probs`` may be float16, bfloat16, float32 or float64, on CPU or CUDA, and non-contiguous; its
-        values must be finite and in ``[0, 1]``. It is never modified and no gradient is recorded.
+        values must be finite and in ``[0, 1]``. It is never modified and no gradient is recorded. CUDA
+        tensors are solved on their GPU, on the current stream, when rankseg was built with CUDA kernels.
+
+        Args:
+            probs: Probabilities ``(B, C, *spatial)``.
+            check_values: Raise ``ValueError`` for NaN, infinities or values outside ``[0, 1]``. The CPU
+                kernels always check (it costs nothing there). On CUDA the check reads one flag back from the
+                GPU, which waits for the kernels (one synchronisation per call) and is not allowed while
+                capturing a CUDA graph: pass ``False`` there. Unchecked, a class holding such values gets an
+                empty mask. The ``"argmax"`` and ``"TR"`` solvers skip their check when ``False``.
 
         Returns:
             int64 ``(B, *spatial)`` labels for ``"multiclass"``, bool ``(B, C, *spatial)`` for
             ``"multilabel"``, on the device of ``probs``.
         """
         check_probs(probs)
+        if not isinstance(check_values, bool):
+            raise TypeError(f"check_values must be a bool, got {type(check_values).__name__} {check_values!r}")
         o = self.options
         classes = probs.shape[1]
         if o.output_mode == "multiclass" and classes == 1:
@@ -77,11 +88,12 @@ class RankSEG:
         with torch.no_grad():
             if o.solver == "RMA" and o.output_mode == "multiclass":
                 return _ops.rma_multiclass(
-                    probs, o.metric, o.smooth, o.pruning_prob, o.unassigned_policy, o.void_index
+                    probs, o.metric, o.smooth, o.pruning_prob, o.unassigned_policy, o.void_index, check_values
                 )
             if o.solver == "RMA":
-                return _ops.rma_multilabel(probs, o.metric, o.smooth, o.pruning_prob)
-            check_values(probs)
+                return _ops.rma_multilabel(probs, o.metric, o.smooth, o.pruning_prob, check_values)
+            if check_values:
+                check_value_range(probs)
             if o.solver == "TR":
                 return probs > 0.5
             labels = probs.argmax(dim=1)

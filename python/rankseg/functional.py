@@ -14,10 +14,13 @@ def rankseg(
     output_mode: str = "multiclass",
     solver: str = "RMA",
     pruning_prob: float = 0.5,
+    *,
+    check_values: bool = True,
     **solver_params,
 ) -> torch.Tensor:
-    """``RankSEG(metric, smooth, output_mode, solver, pruning_prob, **solver_params).predict(probs)``.
+    """``RankSEG(metric, smooth, output_mode, solver, pruning_prob, **solver_params).predict(probs, check_values)``.
 
     See :class:`rankseg.RankSEG` for the arguments and the returned masks.
     """
-    return RankSEG(metric, smooth, output_mode, solver, pruning_prob, **solver_params).predict(probs)
+    segmenter = RankSEG(metric, smooth, output_mode, solver, pruning_prob, **solver_params)
+    return segmenter.predict(probs, check_values=check_values)

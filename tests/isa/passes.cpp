@@ -10,6 +10,7 @@
 #include "cpu/band.h"
 #include "cpu/streaming.h"
 
+using namespace rankseg;
 using namespace rankseg::cpu;
 
 namespace {

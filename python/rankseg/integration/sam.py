@@ -50,7 +50,7 @@ class _SamAdapter:
         per class too), solved at once and split back. An empty concatenation gives empty masks."""
         def solve(_, index):
             stacked = torch.cat([probs[i] for i in index], dim)
-            masks = self.segmenter(stacked) if stacked.shape[dim] else torch.zeros(stacked.shape, dtype=torch.bool)
+            masks = self.segmenter(stacked) if stacked.shape[dim] else stacked.new_zeros(stacked.shape, dtype=torch.bool)
             return masks.split([probs[i].shape[dim] for i in index], dim)
 
         return per_group([tuple(s for d, s in enumerate(p.shape) if d != dim) for p in probs], solve)
@@ -130,7 +130,7 @@ class Sam2(_SamAdapter):
         def restore(size, index):
             x = resize(logits[index].flatten(0, 1), size).unflatten(0, (len(index), objects))
             if self.apply_non_overlapping_constraints and objects > 1:
-                winner = x.argmax(dim=1, keepdim=True) == torch.arange(objects).view(1, -1, 1, 1, 1)
+                winner = x.argmax(dim=1, keepdim=True) == torch.arange(objects, device=x.device).view(1, -1, 1, 1, 1)
                 x = torch.where(winner, x, x.clamp(max=-10.0))
             return x.sigmoid()
 
@@ -180,7 +180,7 @@ class Sam3(_SamAdapter):
         probs = masks.sigmoid()
         sizes = None if target_sizes is None else image_sizes(target_sizes, "target_sizes", batch, allow_single=True)
         if sizes is not None:
-            scale = torch.tensor([[w, h, w, h] for h, w in sizes], dtype=boxes.dtype)
+            scale = torch.tensor([[w, h, w, h] for h, w in sizes], dtype=boxes.dtype, device=boxes.device).reshape(-1, 4)
             boxes = boxes * scale[:, None, :]
         keep = scores > self.threshold
         results = [

@@ -1,0 +1,28 @@
+// The two implementations behind rma.h. Only dispatch.cpp calls them, after checking every argument.
+#pragma once
+
+#include <cstdint>
+
+#include "rma.h"
+
+namespace rankseg::cpu {
+
+void rma_multilabel(const ProbsView& probs, const RmaOptions& options, bool* out);
+void rma_multiclass(const ProbsView& probs, const RmaOptions& options, Unassigned policy, int64_t void_index,
+                    int64_t* out);
+
+}  // namespace rankseg::cpu
+
+namespace rankseg::cuda {
+
+// Requires probs.stride_n == 1 (the caller copies other layouts to class-major order first).
+int64_t workspace_bytes(const ProbsView& probs, Output output);
+void rma_multilabel(const ProbsView& probs, const RmaOptions& options, const Device& device, Workspace workspace,
+                    bool* out, int64_t* first_invalid);
+void rma_multiclass(const ProbsView& probs, const RmaOptions& options, Unassigned policy, int64_t void_index,
+                    const Device& device, Workspace workspace, int64_t* out, int64_t* first_invalid);
+const char* architectures();
+int runtime_version();
+int device_count();
+
+}  // namespace rankseg::cuda

@@ -1,0 +1,140 @@
+// The entry points of rma.h: check every argument, then hand the call to the CPU or the CUDA kernels. This is
+// the only file that knows whether CUDA kernels were compiled in.
+#include <limits>
+#include <stdexcept>
+#include <string>
+
+#include "backends.h"
+#include "rma.h"
+
+namespace rankseg {
+
+namespace {
+
+void check_options(const RmaOptions& o) {
+  if (!(o.smooth >= 0.0 && o.smooth < std::numeric_limits<double>::infinity()))
+    throw std::invalid_argument("smooth must be finite and >= 0, got " + std::to_string(o.smooth));
+  if (!(o.pruning_prob >= 0.0 && o.pruning_prob <= 1.0))
+    throw std::invalid_argument("pruning_prob must lie in [0, 1], got " + std::to_string(o.pruning_prob));
+  if (o.metric != Metric::dice && o.metric != Metric::iou) throw std::invalid_argument("unknown metric code");
+  if (o.num_threads < 1) throw std::invalid_argument("num_threads must be >= 1");
+}
+
+void check_multiclass(const ProbsView& probs, Unassigned policy, int64_t void_index) {
+  if (probs.classes < 2)
+    throw std::invalid_argument("multiclass output needs C >= 2 classes, got C = " + std::to_string(probs.classes));
+  if (probs.classes > std::numeric_limits<int32_t>::max())  // the merges keep class indices in 32 bits
+    throw std::invalid_argument("multiclass output supports C < 2^31 classes, got C = " +
+                                std::to_string(probs.classes));
+  if (policy != Unassigned::max_score && policy != Unassigned::void_label)
+    throw std::invalid_argument("unknown unassigned policy code");
+  if (policy == Unassigned::void_label && void_index >= 0 && void_index < probs.classes)
+    throw std::invalid_argument("void_index must lie outside [0, C) = [0, " + std::to_string(probs.classes) +
+                                "), got " + std::to_string(void_index));
+}
+
+void check_device(const Device& device) {
+  if (device.type == DeviceType::cpu) return;
+  if (device.type != DeviceType::cuda) throw std::invalid_argument("unknown device type code");
+  if (!cuda_compiled())
+    throw std::invalid_argument("this build of rankseg has no CUDA kernels; CUDA tensors are computed on the CPU");
+  if (device.index < 0) throw std::invalid_argument("CUDA device index must be >= 0");
+}
+
+// The CUDA kernels read each class's pixels as one contiguous run.
+void check_cuda_layout(const ProbsView& probs) {
+  if (probs.stride_n != 1 && probs.pixels > 1)
+    throw std::invalid_argument("the CUDA kernels need probs with adjacent pixels (stride 1), got stride " +
+                                std::to_string(probs.stride_n));
+}
+
+void check_workspace(const ProbsView& probs, Output output, const Device& device, const Workspace& workspace) {
+  const int64_t needed = workspace_bytes(probs, output, device);
+  if (workspace.bytes < needed || (needed > 0 && workspace.data == nullptr))
+    throw std::invalid_argument("workspace needs " + std::to_string(needed) + " bytes, got " +
+                                std::to_string(workspace.bytes));
+}
+
+template <class T>
+void check_output(const ProbsView& probs, const T* out) {
+  if (probs.batch > 0 && out == nullptr) throw std::invalid_argument("out data pointer is null");
+}
+
+[[noreturn]] void no_cuda() { throw std::invalid_argument("this build of rankseg has no CUDA kernels"); }
+
+}  // namespace
+
+void check_probs_view(const ProbsView& v) {
+  if (v.batch < 0 || v.classes < 1 || v.pixels < 1)
+    throw std::invalid_argument("probs must have shape (B >= 0, C >= 1, N >= 1), got (" + std::to_string(v.batch) +
+                                ", " + std::to_string(v.classes) + ", " + std::to_string(v.pixels) + ")");
+  if (v.stride_b < 0 || v.stride_c < 0 || v.stride_n < 0)
+    throw std::invalid_argument("probs strides must be non-negative");
+  if (v.batch > 0 && v.data == nullptr) throw std::invalid_argument("probs data pointer is null");
+  if (int(v.dtype) < 0 || int(v.dtype) > int(DType::bfloat16))
+    throw std::invalid_argument("probs must be float16, bfloat16, float32 or float64");
+}
+
+int64_t workspace_bytes(const ProbsView& probs, Output output, const Device& device) {
+  check_probs_view(probs);
+  check_device(device);
+  if (device.type == DeviceType::cpu || probs.batch == 0) return 0;
+  check_cuda_layout(probs);
+#ifdef RANKSEG_WITH_CUDA
+  return cuda::workspace_bytes(probs, output);
+#else
+  (void)output;
+  no_cuda();
+#endif
+}
+
+void rma_multilabel(const ProbsView& probs, const RmaOptions& options, const Device& device, Workspace workspace,
+                    bool* out, int64_t* first_invalid) {
+  check_probs_view(probs);
+  check_options(options);
+  check_device(device);
+  check_output(probs, out);
+  if (probs.batch == 0) return;
+  if (device.type == DeviceType::cpu) return cpu::rma_multilabel(probs, options, out);
+  check_cuda_layout(probs);
+  check_workspace(probs, Output::multilabel, device, workspace);
+#ifdef RANKSEG_WITH_CUDA
+  cuda::rma_multilabel(probs, options, device, workspace, out, first_invalid);
+#else
+  (void)first_invalid;
+  no_cuda();
+#endif
+}
+
+void rma_multiclass(const ProbsView& probs, const RmaOptions& options, Unassigned policy, int64_t void_index,
+                    const Device& device, Workspace workspace, int64_t* out, int64_t* first_invalid) {
+  check_probs_view(probs);
+  check_options(options);
+  check_multiclass(probs, policy, void_index);
+  check_device(device);
+  check_output(probs, out);
+  if (probs.batch == 0) return;
+  if (device.type == DeviceType::cpu) return cpu::rma_multiclass(probs, options, policy, void_index, out);
+  check_cuda_layout(probs);
+  check_workspace(probs, Output::multiclass, device, workspace);
+#ifdef RANKSEG_WITH_CUDA
+  cuda::rma_multiclass(probs, options, policy, void_index, device, workspace, out, first_invalid);
+#else
+  (void)first_invalid;
+  no_cuda();
+#endif
+}
+
+#ifdef RANKSEG_WITH_CUDA
+bool cuda_compiled() { return true; }
+const char* cuda_architectures() { return cuda::architectures(); }
+int cuda_runtime_version() { return cuda::runtime_version(); }
+int cuda_device_count() { return cuda::device_count(); }
+#else
+bool cuda_compiled() { return false; }
+const char* cuda_architectures() { return ""; }
+int cuda_runtime_version() { return 0; }
+int cuda_device_count() { return 0; }
+#endif
+
+}  // namespace rankseg
