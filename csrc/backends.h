@@ -10,6 +10,11 @@ namespace rankseg::cpu {
 void rma_multilabel(const ProbsView& probs, const RmaOptions& options, bool* out);
 void rma_multiclass(const ProbsView& probs, const RmaOptions& options, Unassigned policy, int64_t void_index,
                     int64_t* out);
+void sorted_multilabel(const ProbsView& probs, const SortedOptions& options, bool* out);
+void sorted_multiclass(const ProbsView& probs, const SortedOptions& options, Unassigned policy, int64_t void_index,
+                       int64_t* out);
+void expected_scores(const ProbsView& probs, const bool* masks, Metric metric, double smooth, double empty,
+                     int num_threads, double* out);
 
 }  // namespace rankseg::cpu
 

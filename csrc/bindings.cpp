@@ -94,6 +94,13 @@ rankseg::RmaOptions options(int metric, double smooth, double pruning_prob, int 
   return {rankseg::Metric(metric), smooth, pruning_prob, num_threads};
 }
 
+// The sorting solvers and expected scores run on the CPU only.
+rankseg::ProbsView cpu_probs_view(const Descriptor& d) {
+  if (device_of(d, "probs", 0).type != rankseg::DeviceType::cpu)
+    throw std::invalid_argument("probs must be a CPU tensor for this solver");
+  return probs_view(d);
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_C, m) {
@@ -144,6 +151,50 @@ PYBIND11_MODULE(_C, m) {
       py::arg("unassigned"), py::arg("void_index"), py::arg("num_threads"), py::arg("stream") = 0,
       py::arg("workspace") = py::none(), py::arg("first_invalid") = py::none(),
       "RMA label map (B, N) int64 for probabilities (B, C, N).");
+
+  m.def(
+      "sorted_multilabel",
+      [](const Descriptor& probs, const Descriptor& out, int solver, double smooth, double pruning_prob, double eps,
+         int num_threads) {
+        const rankseg::ProbsView view = cpu_probs_view(probs);
+        auto* mask = static_cast<bool*>(
+            contiguous_ptr(out, "out", rankseg::DType::boolean, sizes_of(probs), rankseg::Device{}));
+        py::gil_scoped_release release;
+        rankseg::sorted_multilabel(view, {rankseg::Solver(solver), smooth, pruning_prob, eps, num_threads}, mask);
+      },
+      py::arg("probs"), py::arg("out"), py::arg("solver"), py::arg("smooth"), py::arg("pruning_prob"),
+      py::arg("eps"), py::arg("num_threads"), "Masks (B, C, N) bool of the exact, BA or TRNA solver.");
+
+  m.def(
+      "sorted_multiclass",
+      [](const Descriptor& probs, const Descriptor& out, int solver, double smooth, double pruning_prob, double eps,
+         int unassigned, int64_t void_index, int num_threads) {
+        const rankseg::ProbsView view = cpu_probs_view(probs);
+        const std::vector<int64_t> shape{view.batch, view.pixels};
+        auto* labels =
+            static_cast<int64_t*>(contiguous_ptr(out, "out", rankseg::DType::int64, shape, rankseg::Device{}));
+        py::gil_scoped_release release;
+        rankseg::sorted_multiclass(view, {rankseg::Solver(solver), smooth, pruning_prob, eps, num_threads},
+                                   rankseg::Unassigned(unassigned), void_index, labels);
+      },
+      py::arg("probs"), py::arg("out"), py::arg("solver"), py::arg("smooth"), py::arg("pruning_prob"),
+      py::arg("eps"), py::arg("unassigned"), py::arg("void_index"), py::arg("num_threads"),
+      "Label map (B, N) int64 from the exact solver's masks and the RMA merge.");
+
+  m.def(
+      "expected_scores",
+      [](const Descriptor& probs, const Descriptor& masks, const Descriptor& out, int metric, double smooth,
+         double empty, int num_threads) {
+        const rankseg::ProbsView view = cpu_probs_view(probs);
+        const rankseg::Device cpu{};
+        auto* selected = static_cast<bool*>(contiguous_ptr(masks, "masks", rankseg::DType::boolean, sizes_of(probs), cpu));
+        const std::vector<int64_t> shape{view.batch, view.classes};
+        auto* scores = static_cast<double*>(contiguous_ptr(out, "out", rankseg::DType::float64, shape, cpu));
+        py::gil_scoped_release release;
+        rankseg::expected_scores(view, selected, rankseg::Metric(metric), smooth, empty, num_threads, scores);
+      },
+      py::arg("probs"), py::arg("masks"), py::arg("out"), py::arg("metric"), py::arg("smooth"), py::arg("empty"),
+      py::arg("num_threads"), "Exact expected Dice or IoU (B, C) float64 of masks (B, C, N) under probs (B, C, N).");
 
   m.def("cuda_compiled", &rankseg::cuda_compiled, "Whether CUDA kernels were compiled in.");
   m.def("cuda_architectures", &rankseg::cuda_architectures, "CUDA architectures compiled for, ';'-separated.");

@@ -125,6 +125,41 @@ void rma_multiclass(const ProbsView& probs, const RmaOptions& options, Unassigne
 #endif
 }
 
+namespace {
+
+void check_sorted_options(const SortedOptions& o) {
+  check_options({Metric::dice, o.smooth, o.pruning_prob, o.num_threads});
+  if (int(o.solver) < 0 || int(o.solver) > int(Solver::ba_trna)) throw std::invalid_argument("unknown solver code");
+  if (!(o.eps > 0.0 && o.eps < 1.0)) throw std::invalid_argument("eps must lie in (0, 1), got " + std::to_string(o.eps));
+}
+
+}  // namespace
+
+void sorted_multilabel(const ProbsView& probs, const SortedOptions& options, bool* out) {
+  check_probs_view(probs);
+  check_sorted_options(options);
+  check_output(probs, out);
+  if (probs.batch > 0) cpu::sorted_multilabel(probs, options, out);
+}
+
+void sorted_multiclass(const ProbsView& probs, const SortedOptions& options, Unassigned policy, int64_t void_index,
+                       int64_t* out) {
+  check_probs_view(probs);
+  check_sorted_options(options);
+  check_multiclass(probs, policy, void_index);
+  check_output(probs, out);
+  if (probs.batch > 0) cpu::sorted_multiclass(probs, options, policy, void_index, out);
+}
+
+void expected_scores(const ProbsView& probs, const bool* masks, Metric metric, double smooth, double empty,
+                     int num_threads, double* out) {
+  check_probs_view(probs);
+  check_options({metric, smooth, 0.0, num_threads});
+  check_output(probs, masks);
+  check_output(probs, out);
+  if (probs.batch > 0) cpu::expected_scores(probs, masks, metric, smooth, empty, num_threads, out);
+}
+
 #ifdef RANKSEG_WITH_CUDA
 bool cuda_compiled() { return true; }
 const char* cuda_architectures() { return cuda::architectures(); }

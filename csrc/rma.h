@@ -58,6 +58,26 @@ void rma_multilabel(const ProbsView& probs, const RmaOptions& options, const Dev
 void rma_multiclass(const ProbsView& probs, const RmaOptions& options, Unassigned policy, int64_t void_index,
                     const Device& device, Workspace workspace, int64_t* out, int64_t* first_invalid);
 
+// The solvers that sort each class (SPEC §4), on the CPU: the exact expected Dice (Dice, any s >= 0) and
+// RankDice's approximations (Dai & Li 2023; eps is the tail mass they leave out).
+enum class Solver : int { exact = 0, ba = 1, trna = 2, ba_trna = 3 };
+struct SortedOptions {
+  Solver solver;
+  double smooth;
+  double pruning_prob;
+  double eps;
+  int num_threads;
+};
+void sorted_multilabel(const ProbsView& probs, const SortedOptions& options, bool* out);
+void sorted_multiclass(const ProbsView& probs, const SortedOptions& options, Unassigned policy, int64_t void_index,
+                       int64_t* out);
+
+// The exact expected Dice or IoU, under independent Bernoulli(probs) labels, of each mask in `masks` (a
+// contiguous bool array (batch, classes, pixels)), written to out, a contiguous double array (batch,
+// classes). `empty` is the score of 0/0 (s = 0, empty mask and no positive label). CPU only.
+void expected_scores(const ProbsView& probs, const bool* masks, Metric metric, double smooth, double empty,
+                     int num_threads, double* out);
+
 // Whether CUDA kernels were compiled in, and for which architectures ("90;100", empty without CUDA).
 bool cuda_compiled();
 const char* cuda_architectures();

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 
 
@@ -86,3 +88,33 @@ def merge(probs, masks, active, metric, smooth, policy="max_score", void_index=2
     if policy == "void":
         labels[hits[:, 0] == 0] = void_index
     return labels, g
+
+
+def enumerated_expectation(p: list[float], mask: list[bool], metric: str, smooth: float, empty: float) -> float:
+    """E[Dice or IoU] of `mask` under independent Bernoulli(p) labels, summed over all 2^N label vectors."""
+    total = 0.0
+    for labels in itertools.product((0, 1), repeat=len(p)):
+        weight = 1.0
+        for pi, y in zip(p, labels):
+            weight *= pi if y else 1.0 - pi
+        tp = sum(y for y, m in zip(labels, mask) if m)
+        volume, positives = sum(mask), sum(labels)
+        if metric == "dice":
+            num, den = 2 * tp + smooth, volume + positives + smooth
+        else:
+            num, den = tp + smooth, volume + positives - tp + smooth
+        total += weight * (num / den if den > 0 else empty)
+    return total
+
+
+def best_top_set_value(p: list[float], smooth: float) -> float:
+    """The largest enumerated expected Dice over the top sets that keep equal probabilities together."""
+    order = sorted(range(len(p)), key=lambda i: -p[i])
+    cuts = [0] + [k for k in range(1, len(p) + 1) if k == len(p) or p[order[k]] < p[order[k - 1]]]
+    values = []
+    for k in cuts:
+        mask = [False] * len(p)
+        for i in order[:k]:
+            mask[i] = True
+        values.append(enumerated_expectation(p, mask, "dice", smooth, 0.0))
+    return max(values)

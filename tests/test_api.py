@@ -139,6 +139,8 @@ def test_probs_value_errors(bad, kwargs, dtype):
         ({"output_mode": "multilabel", "solver": "BA", "eps": 0.0}, ValueError, ["eps", "(0, 1)"]),
         ({"output_mode": "multilabel", "solver": "BA", "eps": "x"}, TypeError, ["eps"]),
         ({"output_mode": "multilabel", "solver": "TRNA", "void_index": 1}, TypeError, ["'void_index'", "'eps'"]),
+        ({"metric": "iou", "solver": "exact"}, ValueError, ["'exact'", "'RMA'"]),
+        ({"solver": "exact", "eps": 0.1}, TypeError, ["'eps'", "'unassigned_policy'"]),
     ],
 )
 def test_argument_errors(kwargs, exc, names):
@@ -147,9 +149,14 @@ def test_argument_errors(kwargs, exc, names):
 
 
 @pytest.mark.parametrize("solver", ["BA", "TRNA", "BA+TRNA", "exact"])
-def test_unbuilt_solvers_say_so(solver):
-    with raises(NotImplementedError, repr(solver), "'RMA'"):
-        RankSEG(output_mode="multilabel", solver=solver)
+def test_sorting_solvers_are_case_insensitive_and_return_masks(solver):
+    masks = RankSEG(output_mode="multilabel", solver=f" {solver.lower()} ")(PROBS)
+    assert masks.shape == PROBS.shape and masks.dtype == torch.bool
+
+
+def test_exact_multiclass_takes_the_merge_options():
+    labels = RankSEG(solver="exact", unassigned_policy="void", void_index=255)(PROBS)
+    assert labels.shape == (2, 8, 9) and labels.dtype == torch.int64
 
 
 def test_multiclass_needs_two_classes():

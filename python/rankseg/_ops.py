@@ -136,10 +136,12 @@ def rma_multiclass(
     return op(probs, metric, smooth, pruning_prob, unassigned_policy, void_index, check_values)
 
 
-def _solve(probs: torch.Tensor, out_shape, out_dtype, output: int, kernel, options: tuple, check_values: bool):
-    """Runs kernel(probs as (B, C, N), out, *options) on the device that takes the call and returns out, whose
-    shape `out_shape` gives from that view's."""
-    gpu = _on_gpu(probs)
+def _solve(
+    probs: torch.Tensor, out_shape, out_dtype, output: int, kernel, options: tuple, check_values: bool, host_only=False
+):
+    """Runs kernel(probs as (B, C, N), out, *options) on the device that takes the call (the CPU for a
+    host-only kernel) and returns out, whose shape `out_shape` gives from that view's."""
+    gpu = not host_only and _on_gpu(probs)
     x = _as_bcn(probs, gpu)
     out = torch.empty(out_shape(x), dtype=out_dtype, device=x.device)
     if x.shape[0] > 0:
@@ -174,6 +176,38 @@ def _multiclass(
     return out.view((probs.shape[0], *probs.shape[2:])).to(probs.device)
 
 
+_SOLVER_CODES = {"exact": 0, "BA": 1, "TRNA": 2, "BA+TRNA": 3}
+
+
+def sorted_multilabel(probs: torch.Tensor, solver: str, smooth: float, pruning_prob: float, eps: float) -> torch.Tensor:
+    """Masks of a solver that sorts each class (exact, BA, TRNA, BA+TRNA), bool (B, C, *spatial); on the CPU."""
+    op = sorted_multilabel_op if _through_dispatcher(probs) else _sorted_multilabel
+    return op(probs, solver, smooth, pruning_prob, eps)
+
+
+def sorted_multiclass(
+    probs: torch.Tensor, solver: str, smooth: float, pruning_prob: float, unassigned_policy: str, void_index: int
+) -> torch.Tensor:
+    """Labels (B, *spatial) from a sorting solver's masks merged as RMA merges its own; on the CPU."""
+    op = sorted_multiclass_op if _through_dispatcher(probs) else _sorted_multiclass
+    return op(probs, solver, smooth, pruning_prob, unassigned_policy, void_index)
+
+
+def _sorted_multilabel(probs: torch.Tensor, solver: str, smooth: float, pruning_prob: float, eps: float) -> torch.Tensor:
+    options = (_SOLVER_CODES[solver], smooth, pruning_prob, eps)
+    out = _solve(probs, lambda x: x.shape, torch.bool, _MULTILABEL, _C.sorted_multilabel, options, True, True)
+    return out.view(probs.shape).to(probs.device)
+
+
+def _sorted_multiclass(
+    probs: torch.Tensor, solver: str, smooth: float, pruning_prob: float, unassigned_policy: str, void_index: int
+) -> torch.Tensor:
+    options = (_SOLVER_CODES[solver], smooth, pruning_prob, 0.5, _POLICY_CODES[unassigned_policy], void_index)
+    shape = lambda x: (x.shape[0], x.shape[2])  # noqa: E731
+    out = _solve(probs, shape, torch.int64, _MULTICLASS, _C.sorted_multiclass, options, True, True)
+    return out.view((probs.shape[0], *probs.shape[2:])).to(probs.device)
+
+
 multilabel_op = torch.library.custom_op("rankseg::rma_multilabel", _multilabel, mutates_args=())
 multiclass_op = torch.library.custom_op("rankseg::rma_multiclass", _multiclass, mutates_args=())
 
@@ -185,4 +219,18 @@ def _(probs, metric, smooth, pruning_prob, check_values):
 
 @multiclass_op.register_fake
 def _(probs, metric, smooth, pruning_prob, unassigned_policy, void_index, check_values):
+    return probs.new_empty((probs.shape[0], *probs.shape[2:]), dtype=torch.int64)
+
+
+sorted_multilabel_op = torch.library.custom_op("rankseg::sorted_multilabel", _sorted_multilabel, mutates_args=())
+sorted_multiclass_op = torch.library.custom_op("rankseg::sorted_multiclass", _sorted_multiclass, mutates_args=())
+
+
+@sorted_multilabel_op.register_fake
+def _(probs, solver, smooth, pruning_prob, eps):
+    return probs.new_empty(probs.shape, dtype=torch.bool)
+
+
+@sorted_multiclass_op.register_fake
+def _(probs, solver, smooth, pruning_prob, unassigned_policy, void_index):
     return probs.new_empty((probs.shape[0], *probs.shape[2:]), dtype=torch.int64)

@@ -15,14 +15,14 @@ SOLVERS = ("RMA", "BA", "TRNA", "BA+TRNA", "exact", "argmax", "TR")
 
 # Solvers per (metric, output_mode), in the order they are listed to the user.
 SUPPORTED_SOLVERS = {
-    ("dice", "multiclass"): ("RMA",),
+    ("dice", "multiclass"): ("RMA", "exact"),
     ("dice", "multilabel"): ("RMA", "BA", "TRNA", "BA+TRNA", "exact"),
     ("iou", "multiclass"): ("RMA",),
     ("iou", "multilabel"): ("RMA",),
     ("acc", "multiclass"): ("argmax",),
     ("acc", "multilabel"): ("argmax", "TR"),
 }
-NOT_YET_BUILT = ("BA", "TRNA", "BA+TRNA", "exact")
+SORTING_SOLVERS = ("exact", "BA", "TRNA", "BA+TRNA")
 UNASSIGNED_POLICIES = ("max_score", "void")
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
@@ -83,7 +83,7 @@ class Options:
 
 
 def allowed_solver_params(solver: str, output_mode: str) -> tuple[str, ...]:
-    if solver == "RMA" and output_mode == "multiclass":
+    if solver in ("RMA", "exact") and output_mode == "multiclass":
         return ("unassigned_policy", "void_index")
     if solver in ("BA", "TRNA", "BA+TRNA"):
         return ("eps",)
@@ -124,11 +124,6 @@ def parse_options(metric, smooth, output_mode, solver, pruning_prob, solver_para
     if "eps" in solver_params:
         extra["eps"] = _real("eps", solver_params["eps"], 0.0, 1.0, open_low=True, open_high=True)
 
-    if solver in NOT_YET_BUILT:
-        raise NotImplementedError(
-            f"solver={solver!r} is not available in this version of rankseg; use solver='RMA' for "
-            f"metric={metric!r}"
-        )
     return Options(metric, smooth, output_mode, solver, pruning_prob, **extra)
 
 

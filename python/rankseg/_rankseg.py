@@ -7,7 +7,7 @@ import warnings
 import torch
 
 from . import _ops
-from ._options import Options, check_probs, check_value_range, parse_options
+from ._options import SORTING_SOLVERS, Options, check_probs, check_value_range, parse_options
 
 
 class RankSEG:
@@ -92,6 +92,12 @@ class RankSEG:
                 )
             if o.solver == "RMA":
                 return _ops.rma_multilabel(probs, o.metric, o.smooth, o.pruning_prob, check_values)
+            if o.solver in SORTING_SOLVERS and o.output_mode == "multiclass":
+                return _ops.sorted_multiclass(
+                    probs, o.solver, o.smooth, o.pruning_prob, o.unassigned_policy, o.void_index
+                )
+            if o.solver in SORTING_SOLVERS:
+                return _ops.sorted_multilabel(probs, o.solver, o.smooth, o.pruning_prob, o.eps)
             if check_values:
                 check_value_range(probs)
             if o.solver == "TR":

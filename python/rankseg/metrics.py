@@ -1,0 +1,258 @@
+"""Dice and IoU of predictions against ground truth, and their exact expectation under given probabilities.
+
+Conventions, the same everywhere here:
+
+* Scores are per image and class: Dice ``(2 TP + s) / (2 TP + FP + FN + s)`` and IoU
+  ``(TP + s) / (TP + FP + FN + s)`` with smoothing ``s`` (default 0).
+* A class absent from both the prediction and the truth of an image (``0/0`` when ``s = 0``) scores
+  ``empty_score``: NaN by default for measured scores, so that means skip it (the usual mIoU convention), and
+  0 by default for expected scores (the convention RankSEG's solvers optimise); pass 1.0 to count such
+  agreement as perfect.
+* Predictions and truths are either label maps (integer ``(B, *spatial)``, ``num_classes`` needed; a
+  prediction outside ``[0, num_classes)``, such as a void label, predicts no class) or multilabel masks
+  (bool ``(B, C, *spatial)``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import numbers
+
+import torch
+
+from . import _C
+from ._ops import _describe
+
+__all__ = ["dice", "iou", "expected_dice", "expected_iou"]
+
+_MAX_ENUMERATED_PIXELS = 16
+
+
+def _real(name: str, value, *, allow_nan=False) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
+    x = float(value)
+    if not (math.isfinite(x) or (allow_nan and math.isnan(x))):
+        raise ValueError(f"{name} must be finite{' or NaN' if allow_nan else ''}, got {value!r}")
+    return x
+
+
+def _smooth(value) -> float:
+    s = _real("smooth", value)
+    if s < 0:
+        raise ValueError(f"smooth must be >= 0, got {value!r}")
+    return s
+
+
+def _one_hot(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """(B, *spatial) labels -> (B, C, *spatial) bool; labels outside [0, C) select no class."""
+    classes = torch.arange(num_classes, device=labels.device).view(1, -1, *([1] * (labels.dim() - 1)))
+    return labels.unsqueeze(1) == classes
+
+
+def _as_masks(name: str, x, num_classes: int | None, like_shape=None) -> torch.Tensor:
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if x.dtype == torch.bool:
+        if x.dim() < 3:
+            raise ValueError(f"{name} as multilabel masks must be bool (B, C, *spatial), got shape {tuple(x.shape)}")
+        return x
+    if x.is_floating_point() or x.is_complex():
+        raise TypeError(f"{name} must hold integer labels (B, *spatial) or bool masks (B, C, *spatial), got {x.dtype}")
+    if num_classes is None:
+        raise TypeError(f"{name} holds labels, so num_classes must be given")
+    if x.dim() < 2:
+        raise ValueError(f"{name} as labels must have shape (B, *spatial), got {tuple(x.shape)}")
+    return _one_hot(x, num_classes)
+
+
+def _num_classes(value) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"num_classes must be a positive int, got {value!r}")
+    return int(value)
+
+
+def _ratio(num: torch.Tensor, den: torch.Tensor, empty: float) -> torch.Tensor:
+    return torch.where(den > 0, num / den.clamp(min=torch.finfo(num.dtype).tiny), torch.full_like(num, empty))
+
+
+def _reduce(scores: torch.Tensor, reduction: str) -> torch.Tensor:
+    if reduction == "none":
+        return scores
+    per_class = scores.nanmean(0)
+    if reduction == "class":
+        return per_class
+    if reduction == "mean":
+        return per_class.nanmean()
+    raise ValueError(f"reduction must be 'none', 'class' or 'mean', got {reduction!r}")
+
+
+def _counts(pred, target, num_classes, ignore_index):
+    num_classes = _num_classes(num_classes)
+    labels = isinstance(target, torch.Tensor) and target.dtype != torch.bool
+    valid = None
+    if ignore_index is not None:
+        if not labels:
+            raise TypeError("ignore_index applies to label maps; give masks without the ignored pixels instead")
+        if isinstance(ignore_index, bool) or not isinstance(ignore_index, numbers.Integral):
+            raise TypeError(f"ignore_index must be an int or None, got {ignore_index!r}")
+        valid = (target != ignore_index).unsqueeze(1)
+    p = _as_masks("pred", pred, num_classes)
+    t = _as_masks("target", target, num_classes)
+    if p.shape != t.shape:
+        raise ValueError(f"pred and target describe different shapes: {tuple(p.shape)} and {tuple(t.shape)}")
+    if valid is not None:
+        p, t = p & valid, t & valid
+    dims = tuple(range(2, p.dim()))
+    tp = (p & t).sum(dims, dtype=torch.float64)
+    fp = (p & ~t).sum(dims, dtype=torch.float64)
+    fn = (~p & t).sum(dims, dtype=torch.float64)
+    return tp, fp, fn
+
+
+def dice(
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    num_classes: int | None = None,
+    ignore_index: int | None = None,
+    smooth: float = 0.0,
+    empty_score: float = float("nan"),
+    reduction: str = "none",
+) -> torch.Tensor:
+    """Dice of predictions against ground truth, per image and class (see the module's conventions).
+
+    Args:
+        pred, target: label maps (B, *spatial) with ``num_classes``, or bool masks (B, C, *spatial).
+        ignore_index: label-map truths equal to it are left out, from the prediction too.
+        reduction: ``"none"`` (B, C) float64; ``"class"`` (C,), each class averaged over the images where it
+            has a score; ``"mean"``, the mean of those over classes.
+    """
+    tp, fp, fn = _counts(pred, target, num_classes, ignore_index)
+    s = _smooth(smooth)
+    return _reduce(_ratio(2 * tp + s, 2 * tp + fp + fn + s, _real("empty_score", empty_score, allow_nan=True)), reduction)
+
+
+def iou(
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    num_classes: int | None = None,
+    ignore_index: int | None = None,
+    smooth: float = 0.0,
+    empty_score: float = float("nan"),
+    reduction: str = "none",
+) -> torch.Tensor:
+    """IoU (Jaccard) of predictions against ground truth, per image and class; arguments as :func:`dice`."""
+    tp, fp, fn = _counts(pred, target, num_classes, ignore_index)
+    s = _smooth(smooth)
+    return _reduce(_ratio(tp + s, tp + fp + fn + s, _real("empty_score", empty_score, allow_nan=True)), reduction)
+
+
+def _check_probs(probs) -> None:
+    if not isinstance(probs, torch.Tensor) or not probs.is_floating_point():
+        raise TypeError("probs must be a floating-point torch.Tensor (B, C, *spatial)")
+    if probs.dim() < 3:
+        raise ValueError(f"probs must have shape (B, C, *spatial), got {tuple(probs.shape)}")
+
+
+def _expected(metric: str, probs, pred, smooth, empty_score, method, samples, generator):
+    _check_probs(probs)
+    masks = _as_masks("pred", pred, probs.shape[1])
+    if masks.shape != probs.shape:
+        raise ValueError(f"pred must describe probs' shape {tuple(probs.shape)}, got {tuple(masks.shape)}")
+    s, empty = _smooth(smooth), _real("empty_score", empty_score)
+    p = probs.detach().cpu().reshape(*probs.shape[:2], -1)
+    m = masks.cpu().reshape(p.shape)
+    if method == "exact":
+        p = p if p.dtype in (torch.float16, torch.bfloat16, torch.float32, torch.float64) else p.double()
+        p = p.contiguous()
+        out = torch.empty(p.shape[:2], dtype=torch.float64)
+        if p.shape[0] and p.shape[2]:
+            code = 0 if metric == "dice" else 1
+            _C.expected_scores(_describe(p), _describe(m.contiguous()), _describe(out), code, s, empty,
+                               torch.get_num_threads())
+        return out
+    if method == "enumerate":
+        return _enumerated(metric, p.double(), m, s, empty)
+    if method == "monte_carlo":
+        return _monte_carlo(metric, p.double(), m, s, empty, samples, generator)
+    raise ValueError(f"method must be 'exact', 'enumerate' or 'monte_carlo', got {method!r}")
+
+
+def _score(metric: str, tp, volume, positives, s, empty):
+    """Dice or IoU from the true positives, the predicted volume and the number of positive labels."""
+    num = 2 * tp + s if metric == "dice" else tp + s
+    den = volume + positives + s if metric == "dice" else volume + positives - tp + s
+    return _ratio(num, den, empty)
+
+
+def _enumerated(metric, p, m, s, empty):
+    """Expectation over all 2^N label vectors (N <= 16 pixels)."""
+    n = p.shape[2]
+    if n > _MAX_ENUMERATED_PIXELS:
+        raise ValueError(f"method='enumerate' takes at most {_MAX_ENUMERATED_PIXELS} pixels, got {n}")
+    labels = torch.tensor(list(itertools.product([0.0, 1.0], repeat=n)), dtype=torch.float64)  # (2^N, N)
+    weight = torch.where(labels.bool(), p.unsqueeze(2), 1 - p.unsqueeze(2)).prod(-1)  # (B, C, 2^N)
+    sel = m.double().unsqueeze(2)  # (B, C, 1, N)
+    tp = (labels * sel).sum(-1)
+    scores = _score(metric, tp, sel.sum(-1), labels.sum(-1), s, empty)
+    return (weight * scores).sum(-1)
+
+
+def _monte_carlo(metric, p, m, s, empty, samples, generator):
+    if isinstance(samples, bool) or not isinstance(samples, numbers.Integral) or samples < 2:
+        raise ValueError(f"samples must be an int >= 2, got {samples!r}")
+    sel = m.double()
+    volume = sel.sum(-1)
+    total = torch.zeros(p.shape[:2], dtype=torch.float64)
+    square = torch.zeros_like(total)
+    for _ in range(int(samples)):
+        y = torch.bernoulli(p, generator=generator)
+        scores = _score(metric, (y * sel).sum(-1), volume, y.sum(-1), s, empty)
+        total += scores
+        square += scores * scores
+    mean = total / samples
+    variance = (square / samples - mean * mean).clamp(min=0) * samples / (samples - 1)
+    return mean, (variance / samples).sqrt()
+
+
+def expected_dice(
+    probs: torch.Tensor,
+    pred: torch.Tensor,
+    *,
+    smooth: float = 0.0,
+    empty_score: float = 0.0,
+    method: str = "exact",
+    samples: int = 1000,
+    generator: torch.Generator | None = None,
+):
+    """Expected Dice of a prediction when each pixel's label of class c is an independent Bernoulli(probs[:, c])
+    (for softmax outputs: labels drawn from the probabilities), per image and class, (B, C) float64.
+
+    Args:
+        probs: (B, C, *spatial) probabilities (any device; computed on the CPU).
+        pred: bool masks (B, C, *spatial), or labels (B, *spatial) in [0, C) (others predict no class).
+        method: ``"exact"`` (quadrature with relative error below 1e-15, docs/algorithm.md), ``"enumerate"``
+            (all 2^N label vectors, N <= 16 pixels per class), or ``"monte_carlo"``, which returns
+            ``(mean, standard_error)`` over ``samples`` draws.
+    """
+    return _expected("dice", probs, pred, smooth, empty_score, method, samples, generator)
+
+
+def expected_iou(
+    probs: torch.Tensor,
+    pred: torch.Tensor,
+    *,
+    smooth: float = 0.0,
+    empty_score: float = 0.0,
+    method: str = "exact",
+    samples: int = 1000,
+    generator: torch.Generator | None = None,
+):
+    """Expected IoU of a prediction; arguments as :func:`expected_dice`. Exact because the labels inside and
+    outside the prediction are independent: E[IoU] = E[TP + s] E[1 / (|pred| + s + positives outside)]."""
+    return _expected("iou", probs, pred, smooth, empty_score, method, samples, generator)
