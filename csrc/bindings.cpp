@@ -90,8 +90,8 @@ int64_t* first_invalid_of(const std::optional<Descriptor>& d, const rankseg::Dev
   return static_cast<int64_t*>(contiguous_ptr(*d, "first_invalid", rankseg::DType::int64, {1}, device));
 }
 
-rankseg::RmaOptions options(int metric, double smooth, double pruning_prob, int num_threads) {
-  return {rankseg::Metric(metric), smooth, pruning_prob, num_threads};
+rankseg::RmaOptions options(int metric, double smooth, double pruning_prob, int num_threads, int pruning = 0) {
+  return {rankseg::Metric(metric), smooth, pruning_prob, num_threads, rankseg::Pruning(pruning)};
 }
 
 // The sorting solvers and expected scores run on the CPU only.
@@ -136,7 +136,7 @@ PYBIND11_MODULE(_C, m) {
       "rma_multiclass",
       [](const Descriptor& probs, const Descriptor& out, int metric, double smooth, double pruning_prob,
          int unassigned, int64_t void_index, int num_threads, uintptr_t stream,
-         const std::optional<Descriptor>& workspace, const std::optional<Descriptor>& first_invalid) {
+         const std::optional<Descriptor>& workspace, const std::optional<Descriptor>& first_invalid, int pruning) {
         const rankseg::ProbsView view = probs_view(probs);
         const rankseg::Device device = device_of(probs, "probs", stream);
         const std::vector<int64_t> shape{view.batch, view.pixels};
@@ -144,12 +144,12 @@ PYBIND11_MODULE(_C, m) {
         const rankseg::Workspace ws = workspace_of(workspace, device);
         int64_t* invalid = first_invalid_of(first_invalid, device);
         py::gil_scoped_release release;
-        rankseg::rma_multiclass(view, options(metric, smooth, pruning_prob, num_threads),
+        rankseg::rma_multiclass(view, options(metric, smooth, pruning_prob, num_threads, pruning),
                                 rankseg::Unassigned(unassigned), void_index, device, ws, labels, invalid);
       },
       py::arg("probs"), py::arg("out"), py::arg("metric"), py::arg("smooth"), py::arg("pruning_prob"),
       py::arg("unassigned"), py::arg("void_index"), py::arg("num_threads"), py::arg("stream") = 0,
-      py::arg("workspace") = py::none(), py::arg("first_invalid") = py::none(),
+      py::arg("workspace") = py::none(), py::arg("first_invalid") = py::none(), py::arg("pruning") = 0,
       "RMA label map (B, N) int64 for probabilities (B, C, N).");
 
   m.def(
@@ -168,17 +168,18 @@ PYBIND11_MODULE(_C, m) {
   m.def(
       "sorted_multiclass",
       [](const Descriptor& probs, const Descriptor& out, int solver, double smooth, double pruning_prob, double eps,
-         int unassigned, int64_t void_index, int num_threads) {
+         int unassigned, int64_t void_index, int num_threads, int pruning) {
         const rankseg::ProbsView view = cpu_probs_view(probs);
         const std::vector<int64_t> shape{view.batch, view.pixels};
         auto* labels =
             static_cast<int64_t*>(contiguous_ptr(out, "out", rankseg::DType::int64, shape, rankseg::Device{}));
         py::gil_scoped_release release;
-        rankseg::sorted_multiclass(view, {rankseg::Solver(solver), smooth, pruning_prob, eps, num_threads},
-                                   rankseg::Unassigned(unassigned), void_index, labels);
+        const rankseg::SortedOptions o{rankseg::Solver(solver), smooth, pruning_prob, eps, num_threads,
+                                       rankseg::Pruning(pruning)};
+        rankseg::sorted_multiclass(view, o, rankseg::Unassigned(unassigned), void_index, labels);
       },
       py::arg("probs"), py::arg("out"), py::arg("solver"), py::arg("smooth"), py::arg("pruning_prob"),
-      py::arg("eps"), py::arg("unassigned"), py::arg("void_index"), py::arg("num_threads"),
+      py::arg("eps"), py::arg("unassigned"), py::arg("void_index"), py::arg("num_threads"), py::arg("pruning") = 0,
       "Label map (B, N) int64 from the exact solver's masks and the RMA merge.");
 
   m.def(

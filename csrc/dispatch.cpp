@@ -18,6 +18,12 @@ void check_options(const RmaOptions& o) {
     throw std::invalid_argument("pruning_prob must lie in [0, 1], got " + std::to_string(o.pruning_prob));
   if (o.metric != Metric::dice && o.metric != Metric::iou) throw std::invalid_argument("unknown metric code");
   if (o.num_threads < 1) throw std::invalid_argument("num_threads must be >= 1");
+  if (o.pruning != Pruning::max_prob && o.pruning != Pruning::argmax) throw std::invalid_argument("unknown pruning code");
+}
+
+void check_max_prob_pruning(Pruning pruning) {
+  if (pruning != Pruning::max_prob)
+    throw std::invalid_argument("pruning by argmax applies to multiclass output only");
 }
 
 void check_multiclass(const ProbsView& probs, Unassigned policy, int64_t void_index) {
@@ -93,6 +99,7 @@ void rma_multilabel(const ProbsView& probs, const RmaOptions& options, const Dev
   check_probs_view(probs);
   check_options(options);
   check_device(device);
+  check_max_prob_pruning(options.pruning);
   check_output(probs, out);
   if (probs.batch == 0) return;
   if (device.type == DeviceType::cpu) return cpu::rma_multilabel(probs, options, out);
@@ -115,6 +122,8 @@ void rma_multiclass(const ProbsView& probs, const RmaOptions& options, Unassigne
   check_output(probs, out);
   if (probs.batch == 0) return;
   if (device.type == DeviceType::cpu) return cpu::rma_multiclass(probs, options, policy, void_index, out);
+  if (options.pruning != Pruning::max_prob)
+    throw std::invalid_argument("pruning by argmax is not in the CUDA kernels; the CPU computes it");
   check_cuda_layout(probs);
   check_workspace(probs, Output::multiclass, device, workspace);
 #ifdef RANKSEG_WITH_CUDA
@@ -128,7 +137,7 @@ void rma_multiclass(const ProbsView& probs, const RmaOptions& options, Unassigne
 namespace {
 
 void check_sorted_options(const SortedOptions& o) {
-  check_options({Metric::dice, o.smooth, o.pruning_prob, o.num_threads});
+  check_options({Metric::dice, o.smooth, o.pruning_prob, o.num_threads, o.pruning});
   if (int(o.solver) < 0 || int(o.solver) > int(Solver::ba_trna)) throw std::invalid_argument("unknown solver code");
   if (!(o.eps > 0.0 && o.eps < 1.0)) throw std::invalid_argument("eps must lie in (0, 1), got " + std::to_string(o.eps));
 }
@@ -138,6 +147,7 @@ void check_sorted_options(const SortedOptions& o) {
 void sorted_multilabel(const ProbsView& probs, const SortedOptions& options, bool* out) {
   check_probs_view(probs);
   check_sorted_options(options);
+  check_max_prob_pruning(options.pruning);
   check_output(probs, out);
   if (probs.batch > 0) cpu::sorted_multilabel(probs, options, out);
 }

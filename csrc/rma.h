@@ -26,11 +26,16 @@ struct ProbsView {
   int64_t stride_b, stride_c, stride_n;
 };
 
+// Which classes get a mask at all: those whose largest probability exceeds pruning_prob, or (multiclass
+// output only) those that win the argmax over classes at some pixel of the image.
+enum class Pruning : int { max_prob = 0, argmax = 1 };
+
 struct RmaOptions {
   Metric metric;
   double smooth;
   double pruning_prob;
   int num_threads;  // CPU threads
+  Pruning pruning = Pruning::max_prob;
 };
 
 // Scratch memory handed in by the caller (a torch allocation on the probabilities' device), of at least
@@ -67,6 +72,7 @@ struct SortedOptions {
   double pruning_prob;
   double eps;
   int num_threads;
+  Pruning pruning = Pruning::max_prob;
 };
 void sorted_multilabel(const ProbsView& probs, const SortedOptions& options, bool* out);
 void sorted_multiclass(const ProbsView& probs, const SortedOptions& options, Unassigned policy, int64_t void_index,

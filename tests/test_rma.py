@@ -259,3 +259,21 @@ def test_shuffling_pixels_shuffles_the_result(kind, dtype, metric, smooth, pixel
         out = rankseg.rankseg(probs, metric, smooth, mode, pruning_prob=0.2)
         shuffled = rankseg.rankseg(probs[..., order], metric, smooth, mode, pruning_prob=0.2)
         assert torch.equal(shuffled, out[..., order])
+
+
+@pytest.mark.parametrize("solver", ["RMA", "exact"])
+@pytest.mark.parametrize("kind", ["softmax", "ties", "fields"])
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+def test_argmax_pruning_keeps_exactly_the_classes_argmax_predicts(solver, kind, layout):
+    """pruning='argmax': a class is active iff torch.argmax picks it at some pixel of the image (ties to the
+    lowest class); active classes keep their unpruned masks, and the merge is the usual one."""
+    probs = make_probs(kind, (3, 7, 13, 11), seed=8, dtype=torch.float64, layout=layout)
+    winners = torch.nn.functional.one_hot(as_bcn(probs).argmax(1), 7).amax(1).bool()  # (B, C)
+    masks = rankseg.rankseg(probs, "dice", 0.0, "multilabel", solver, pruning_prob=0.0) & winners[:, :, None, None]
+    labels = rankseg.rankseg(probs, "dice", 0.0, "multiclass", solver, pruning="argmax")
+    assert_labels_optimal(probs, labels, masks, winners, "dice", 0.0)
+
+
+def test_argmax_pruning_is_for_multiclass_output():
+    with pytest.raises(TypeError, match="'pruning'"):
+        rankseg.RankSEG(output_mode="multilabel", pruning="argmax")

@@ -278,9 +278,10 @@ bool solve_smoothed_on_band(const Pixels<S>& px, const Moments& m, const VolumeS
 
 // Solves one (image, class), and writes its mask when `mask` is given. With `parallel` the chunk loops are
 // shared by the team of threads (for few, large classes); otherwise the caller runs one class per thread.
+// `kept`: whether the pruning rule keeps the class (argmax pruning), or -1 to test max > pruning_prob.
 template <class S>
 ClassCut solve_class(const Pixels<S>& px, const RmaOptions& options, Scratch<value_t<S>>& ws, bool parallel,
-                     bool* mask) {
+                     bool* mask, int kept = -1) {
   const int64_t chunks = px.chunks();
   const int threads = options.num_threads;
   const bool threshold_form = VolumeScore{options.metric, 0.0, options.smooth}.threshold_form();
@@ -297,7 +298,7 @@ ClassCut solve_class(const Pixels<S>& px, const RmaOptions& options, Scratch<val
   cut.mu = m.sum.value();
   cut.max = m.max;
   cut.invalid = m.invalid;
-  cut.active = !m.invalid && m.max > options.pruning_prob;
+  cut.active = !m.invalid && (kept < 0 ? m.max > options.pruning_prob : kept == 1);
   if (cut.invalid) return cut;
   if (!cut.active) {
     if (mask) write_class_mask(px, cut.threshold, parallel, threads, mask);

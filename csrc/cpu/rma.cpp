@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "argmax_winners.h"
 #include "class_cut.h"
 #include "class_major.h"
 #include "multiclass_merge.h"
@@ -23,6 +24,9 @@ namespace {
 template <class S>
 std::vector<ClassCut> solve_all(const ProbsView& v, const RmaOptions& o, bool* mask, int64_t first_image) {
   using V = value_t<S>;
+  const std::vector<uint8_t> winners = o.pruning == Pruning::argmax ? argmax_winners<S>(v, o.num_threads)
+                                                                    : std::vector<uint8_t>{};
+  auto kept = [&](int64_t s) { return winners.empty() ? -1 : int(winners[size_t(s)]); };
   const S* data = static_cast<const S*>(v.data);
   const int64_t slabs = v.batch * v.classes;
   std::vector<ClassCut> cuts(static_cast<size_t>(slabs));
@@ -37,11 +41,11 @@ std::vector<ClassCut> solve_all(const ProbsView& v, const RmaOptions& o, bool* m
     {
       Scratch<V> ws;
 #pragma omp for schedule(dynamic, 1)
-      for (int64_t s = 0; s < slabs; ++s) cuts[size_t(s)] = solve_class(pixels(s), o, ws, false, mask_of(s));
+      for (int64_t s = 0; s < slabs; ++s) cuts[size_t(s)] = solve_class(pixels(s), o, ws, false, mask_of(s), kept(s));
     }
   } else {
     Scratch<V> ws;
-    for (int64_t s = 0; s < slabs; ++s) cuts[size_t(s)] = solve_class(pixels(s), o, ws, true, mask_of(s));
+    for (int64_t s = 0; s < slabs; ++s) cuts[size_t(s)] = solve_class(pixels(s), o, ws, true, mask_of(s), kept(s));
   }
 
   for (int64_t s = 0; s < slabs; ++s) {

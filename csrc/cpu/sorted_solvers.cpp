@@ -9,6 +9,7 @@
 
 #include "../backends.h"
 #include "../values.h"
+#include "argmax_winners.h"
 #include "expected.h"
 #include "multiclass_merge.h"
 #include "rankdice.h"
@@ -63,12 +64,13 @@ std::vector<double> volume_scores(const std::vector<double>& sorted, const Sorte
                : trna_scores(sorted.data(), prefix.data(), n, o.smooth, o.eps);
 }
 
-// The cut of one class: the first best volume among those that do not split equal probabilities.
-ClassCut solve_sorted(std::vector<double>& values, const SortedOptions& o) {
+// The cut of one class: the first best volume among those that do not split equal probabilities. `kept` as
+// in solve_class (class_cut.h).
+ClassCut solve_sorted(std::vector<double>& values, const SortedOptions& o, int kept) {
   ClassCut cut;
   cut.max = *std::max_element(values.begin(), values.end());
   cut.mu = std::accumulate(values.begin(), values.end(), 0.0);
-  cut.active = cut.max > o.pruning_prob;
+  cut.active = kept < 0 ? cut.max > o.pruning_prob : kept == 1;
   if (!cut.active) return cut;
   std::sort(values.begin(), values.end(), std::greater<double>());
   const std::vector<double> scores = volume_scores(values, o);
@@ -88,6 +90,8 @@ std::vector<ClassCut> solve_all(const ProbsView& v, const SortedOptions& o, bool
   const int64_t slabs = v.batch * v.classes;
   std::vector<ClassCut> cuts(static_cast<size_t>(slabs));
   std::vector<uint8_t> invalid(static_cast<size_t>(slabs), 0);
+  const std::vector<uint8_t> winners = o.pruning == Pruning::argmax ? argmax_winners<S>(v, o.num_threads)
+                                                                    : std::vector<uint8_t>{};
 #pragma omp parallel num_threads(o.num_threads)
   {
     std::vector<double> values;
@@ -97,7 +101,7 @@ std::vector<ClassCut> solve_all(const ProbsView& v, const SortedOptions& o, bool
         invalid[size_t(s)] = 1;
         continue;
       }
-      cuts[size_t(s)] = solve_sorted(values, o);
+      cuts[size_t(s)] = solve_sorted(values, o, winners.empty() ? -1 : int(winners[size_t(s)]));
       if (!mask) continue;
       const S* p = slab_data<S>(v, s);
       const double threshold = cuts[size_t(s)].threshold;
@@ -121,7 +125,7 @@ void sorted_multiclass(const ProbsView& probs, const SortedOptions& options, Una
     using S = decltype(tag);
     const std::vector<ClassCut> cuts = solve_all<S>(probs, options, nullptr);
     const Image<S> shape{nullptr, probs.stride_c, probs.stride_n, probs.classes, probs.pixels};
-    const RmaOptions merge{Metric::dice, options.smooth, options.pruning_prob, options.num_threads};
+    const RmaOptions merge{Metric::dice, options.smooth, options.pruning_prob, options.num_threads, options.pruning};
     merge_batch(static_cast<const S*>(probs.data), probs.batch, probs.stride_b, shape, cuts.data(), merge, policy,
                 void_index, out);
   });

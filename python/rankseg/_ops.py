@@ -8,6 +8,7 @@ a custom op's first call imports torch._dynamo, which takes about a second.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import warnings
@@ -27,6 +28,7 @@ _DTYPE_CODES = {
 }
 _METRIC_CODES = {"dice": 0, "iou": 1}
 _POLICY_CODES = {"max_score": 0, "void": 1}
+_PRUNING_CODES = {"max_prob": 0, "argmax": 1}
 _MULTILABEL, _MULTICLASS = 0, 1
 _warned_host_fallback = False
 
@@ -130,10 +132,11 @@ def rma_multiclass(
     unassigned_policy: str,
     void_index: int,
     check_values: bool = True,
+    pruning: str = "max_prob",
 ) -> torch.Tensor:
     """RMA label map, int64 of shape (B, *spatial)."""
     op = multiclass_op if _through_dispatcher(probs) else _multiclass
-    return op(probs, metric, smooth, pruning_prob, unassigned_policy, void_index, check_values)
+    return op(probs, metric, smooth, pruning_prob, unassigned_policy, void_index, check_values, pruning)
 
 
 def _solve(
@@ -169,10 +172,13 @@ def _multiclass(
     unassigned_policy: str,
     void_index: int,
     check_values: bool,
+    pruning: str,
 ) -> torch.Tensor:
     options = (_METRIC_CODES[metric], smooth, pruning_prob, _POLICY_CODES[unassigned_policy], void_index)
     shape = lambda x: (x.shape[0], x.shape[2])  # noqa: E731
-    out = _solve(probs, shape, torch.int64, _MULTICLASS, _C.rma_multiclass, options, check_values)
+    kernel = functools.partial(_C.rma_multiclass, pruning=_PRUNING_CODES[pruning])
+    # argmax pruning is computed by the CPU kernels only
+    out = _solve(probs, shape, torch.int64, _MULTICLASS, kernel, options, check_values, pruning != "max_prob")
     return out.view((probs.shape[0], *probs.shape[2:])).to(probs.device)
 
 
@@ -186,11 +192,17 @@ def sorted_multilabel(probs: torch.Tensor, solver: str, smooth: float, pruning_p
 
 
 def sorted_multiclass(
-    probs: torch.Tensor, solver: str, smooth: float, pruning_prob: float, unassigned_policy: str, void_index: int
+    probs: torch.Tensor,
+    solver: str,
+    smooth: float,
+    pruning_prob: float,
+    unassigned_policy: str,
+    void_index: int,
+    pruning: str = "max_prob",
 ) -> torch.Tensor:
     """Labels (B, *spatial) from a sorting solver's masks merged as RMA merges its own; on the CPU."""
     op = sorted_multiclass_op if _through_dispatcher(probs) else _sorted_multiclass
-    return op(probs, solver, smooth, pruning_prob, unassigned_policy, void_index)
+    return op(probs, solver, smooth, pruning_prob, unassigned_policy, void_index, pruning)
 
 
 def _sorted_multilabel(probs: torch.Tensor, solver: str, smooth: float, pruning_prob: float, eps: float) -> torch.Tensor:
@@ -200,11 +212,18 @@ def _sorted_multilabel(probs: torch.Tensor, solver: str, smooth: float, pruning_
 
 
 def _sorted_multiclass(
-    probs: torch.Tensor, solver: str, smooth: float, pruning_prob: float, unassigned_policy: str, void_index: int
+    probs: torch.Tensor,
+    solver: str,
+    smooth: float,
+    pruning_prob: float,
+    unassigned_policy: str,
+    void_index: int,
+    pruning: str,
 ) -> torch.Tensor:
     options = (_SOLVER_CODES[solver], smooth, pruning_prob, 0.5, _POLICY_CODES[unassigned_policy], void_index)
     shape = lambda x: (x.shape[0], x.shape[2])  # noqa: E731
-    out = _solve(probs, shape, torch.int64, _MULTICLASS, _C.sorted_multiclass, options, True, True)
+    kernel = functools.partial(_C.sorted_multiclass, pruning=_PRUNING_CODES[pruning])
+    out = _solve(probs, shape, torch.int64, _MULTICLASS, kernel, options, True, True)
     return out.view((probs.shape[0], *probs.shape[2:])).to(probs.device)
 
 
@@ -218,7 +237,7 @@ def _(probs, metric, smooth, pruning_prob, check_values):
 
 
 @multiclass_op.register_fake
-def _(probs, metric, smooth, pruning_prob, unassigned_policy, void_index, check_values):
+def _(probs, metric, smooth, pruning_prob, unassigned_policy, void_index, check_values, pruning):
     return probs.new_empty((probs.shape[0], *probs.shape[2:]), dtype=torch.int64)
 
 
@@ -232,5 +251,5 @@ def _(probs, solver, smooth, pruning_prob, eps):
 
 
 @sorted_multiclass_op.register_fake
-def _(probs, solver, smooth, pruning_prob, unassigned_policy, void_index):
+def _(probs, solver, smooth, pruning_prob, unassigned_policy, void_index, pruning):
     return probs.new_empty((probs.shape[0], *probs.shape[2:]), dtype=torch.int64)

@@ -24,6 +24,7 @@ SUPPORTED_SOLVERS = {
 }
 SORTING_SOLVERS = ("exact", "BA", "TRNA", "BA+TRNA")
 UNASSIGNED_POLICIES = ("max_score", "void")
+PRUNING_RULES = ("max_prob", "argmax")
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
@@ -80,11 +81,12 @@ class Options:
     unassigned_policy: str = "max_score"
     void_index: int = 255
     eps: float = 1e-4
+    pruning: str = "max_prob"
 
 
 def allowed_solver_params(solver: str, output_mode: str) -> tuple[str, ...]:
     if solver in ("RMA", "exact") and output_mode == "multiclass":
-        return ("unassigned_policy", "void_index")
+        return ("unassigned_policy", "void_index", "pruning")
     if solver in ("BA", "TRNA", "BA+TRNA"):
         return ("eps",)
     return ()
@@ -121,6 +123,8 @@ def parse_options(metric, smooth, output_mode, solver, pruning_prob, solver_para
         if extra.get("unassigned_policy", "max_score") != "void":
             raise ValueError("void_index is only used with unassigned_policy='void'; pass both or neither")
         extra["void_index"] = _integer("void_index", solver_params["void_index"])
+    if "pruning" in solver_params:
+        extra["pruning"] = _choice("pruning", solver_params["pruning"], PRUNING_RULES)
     if "eps" in solver_params:
         extra["eps"] = _real("eps", solver_params["eps"], 0.0, 1.0, open_low=True, open_high=True)
 

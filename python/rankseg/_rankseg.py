@@ -18,13 +18,21 @@ class RankSEG:
         smooth: Smoothing constant ``s >= 0`` of the Dice/IoU being optimised.
         output_mode: ``"multiclass"`` returns one label per pixel, int64 ``(B, *spatial)``;
             ``"multilabel"`` returns one mask per class, bool ``(B, C, *spatial)``.
-        solver: ``"RMA"`` (Dice and IoU), ``"argmax"`` or ``"TR"`` (accuracy; TR thresholds at 0.5).
-            ``"BA"``, ``"TRNA"``, ``"BA+TRNA"`` and ``"exact"`` are not available yet.
+        solver: ``"RMA"`` (Dice and IoU: fast, exact for its objective, the default); ``"exact"`` (Dice: the
+            true expected Dice under independent labels, by quadrature in O(N log N + N M) per class, M a few
+            hundred); ``"BA"``, ``"TRNA"``, ``"BA+TRNA"`` (Dice, multilabel: RankDice's normal
+            approximations); ``"argmax"`` or ``"TR"`` (accuracy; TR thresholds at 0.5). The sorting solvers
+            (exact, BA, TRNA) run on the CPU; CUDA tensors are computed through the host.
         pruning_prob: A class whose largest probability in an image is ``<= pruning_prob`` gets an empty
             mask in that image (Dice/IoU).
-        **solver_params: For RMA with ``output_mode="multiclass"``: ``unassigned_policy`` (``"max_score"``,
-            the default, gives a pixel no class selected to the best active class; ``"void"`` labels it
-            ``void_index``, default 255, which must lie outside ``[0, C)``).
+        **solver_params: For RMA and exact with ``output_mode="multiclass"``: ``unassigned_policy``
+            (``"max_score"``, the default, gives a pixel no class selected to the best active class;
+            ``"void"`` labels it ``void_index``, default 255, which must lie outside ``[0, C)``), and
+            ``pruning``: ``"max_prob"`` (the default: the ``pruning_prob`` test) or ``"argmax"``, which keeps
+            exactly the classes that win the argmax over classes at some pixel of the image (``pruning_prob``
+            is then unused). ``"argmax"`` never drops a class argmax would predict, so weak but real classes
+            are not emptied; see docs/quality.md for when it helps (much, with many weak classes). For BA,
+            TRNA and BA+TRNA: ``eps`` in (0, 1), default 1e-4, the tail mass their approximations leave out.
 
     Ties: within one class the smallest optimal volume wins, and a cut never splits equal probabilities;
     a pixel claimed by several classes goes to the largest incremental score, the lowest class index on ties.
@@ -88,13 +96,13 @@ class RankSEG:
         with torch.no_grad():
             if o.solver == "RMA" and o.output_mode == "multiclass":
                 return _ops.rma_multiclass(
-                    probs, o.metric, o.smooth, o.pruning_prob, o.unassigned_policy, o.void_index, check_values
+                    probs, o.metric, o.smooth, o.pruning_prob, o.unassigned_policy, o.void_index, check_values, o.pruning
                 )
             if o.solver == "RMA":
                 return _ops.rma_multilabel(probs, o.metric, o.smooth, o.pruning_prob, check_values)
             if o.solver in SORTING_SOLVERS and o.output_mode == "multiclass":
                 return _ops.sorted_multiclass(
-                    probs, o.solver, o.smooth, o.pruning_prob, o.unassigned_policy, o.void_index
+                    probs, o.solver, o.smooth, o.pruning_prob, o.unassigned_policy, o.void_index, o.pruning
                 )
             if o.solver in SORTING_SOLVERS:
                 return _ops.sorted_multilabel(probs, o.solver, o.smooth, o.pruning_prob, o.eps)
@@ -112,10 +120,14 @@ class RankSEG:
     def __repr__(self) -> str:
         o = self.options
         extra = ""
-        if o.solver == "RMA" and o.output_mode == "multiclass":
+        if o.solver in ("RMA", "exact") and o.output_mode == "multiclass":
             extra = f", unassigned_policy={o.unassigned_policy!r}"
             if o.unassigned_policy == "void":
                 extra += f", void_index={o.void_index}"
+            if o.pruning != "max_prob":
+                extra += f", pruning={o.pruning!r}"
+        elif o.solver in ("BA", "TRNA", "BA+TRNA"):
+            extra = f", eps={o.eps}"
         return (
             f"RankSEG(metric={o.metric!r}, smooth={o.smooth}, output_mode={o.output_mode!r}, "
             f"solver={o.solver!r}, pruning_prob={o.pruning_prob}{extra})"
