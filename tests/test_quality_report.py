@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -11,6 +12,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def load_report():
     spec = importlib.util.spec_from_file_location("quality", ROOT / "benchmarks" / "quality.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules["quality"] = module  # its dataclasses look themselves up there
     spec.loader.exec_module(module)
     return module
 
