@@ -282,8 +282,8 @@ def test_rejects_eomt_seggpt_and_custom_outputs():
 
     with raises(TypeError, "CustomOutput", "rankseg.RankSEG"):
         hf.postprocess(CustomOutput(logits=torch.randn(1, 3, 8, 8)))
-    with raises(TypeError, "dict"):
-        hf.postprocess({"logits": torch.randn(1, 3, 8, 8)})
+    with raises(TypeError, "list", "mapping"):
+        hf.postprocess([torch.randn(1, 3, 8, 8)])
 
 
 def semantic(logits):

@@ -26,6 +26,25 @@ def rma_multiclass(
     stream: int = 0,
     workspace: Descriptor | None = None,
     first_invalid: Descriptor | None = None,
+    pruning: int = 0,
+) -> None: ...
+def sorted_multilabel(
+    probs: Descriptor, out: Descriptor, solver: int, smooth: float, pruning_prob: float, eps: float, num_threads: int
+) -> None: ...
+def sorted_multiclass(
+    probs: Descriptor,
+    out: Descriptor,
+    solver: int,
+    smooth: float,
+    pruning_prob: float,
+    eps: float,
+    unassigned: int,
+    void_index: int,
+    num_threads: int,
+    pruning: int = 0,
+) -> None: ...
+def expected_scores(
+    probs: Descriptor, masks: Descriptor, out: Descriptor, metric: int, smooth: float, empty: float, num_threads: int
 ) -> None: ...
 def cuda_compiled() -> bool: ...
 def cuda_architectures() -> str: ...

@@ -5,7 +5,31 @@ import torch  # noqa: F401  (loads torch's OpenMP runtime before the compiled co
 from . import functional, metrics
 from ._build import build_info, cuda_available, version
 from ._rankseg import RankSEG
-from .functional import rankseg
+from .functional import rankdice_ba, rankseg, rankseg_rma
 
 __version__ = version()
-__all__ = ["RankSEG", "rankseg", "functional", "metrics", "build_info", "cuda_available", "__version__"]
+__all__ = [
+    "RankSEG",
+    "rankseg",
+    "rankseg_rma",
+    "rankdice_ba",
+    "functional",
+    "metrics",
+    "distribution",
+    "RefinedNormalPB",
+    "RefinedNormal",
+    "build_info",
+    "cuda_available",
+    "__version__",
+]
+
+
+def __getattr__(name: str):
+    """rankseg.distribution (and its two classes) load on first use: they need SciPy, which rankseg itself does
+    not."""
+    if name in ("distribution", "RefinedNormalPB", "RefinedNormal"):
+        import importlib
+
+        module = importlib.import_module(".distribution", __name__)
+        return module if name == "distribution" else getattr(module, name)
+    raise AttributeError(f"module 'rankseg' has no attribute {name!r}")

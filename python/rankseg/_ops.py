@@ -110,7 +110,7 @@ class _GpuCall:
             )
 
 
-def _through_dispatcher(probs: torch.Tensor) -> bool:
+def through_dispatcher(probs: torch.Tensor) -> bool:
     """Tracing, fake or meta tensors and tensor subclasses need the registered op; plain tensors do not."""
     plain = type(probs) is torch.Tensor and probs.device.type in ("cpu", "cuda")
     return torch.compiler.is_compiling() or not plain
@@ -120,7 +120,7 @@ def rma_multilabel(
     probs: torch.Tensor, metric: str, smooth: float, pruning_prob: float, check_values: bool = True
 ) -> torch.Tensor:
     """RMA masks, bool of the same shape as probs (B, C, *spatial)."""
-    op = multilabel_op if _through_dispatcher(probs) else _multilabel
+    op = multilabel_op if through_dispatcher(probs) else _multilabel
     return op(probs, metric, smooth, pruning_prob, check_values)
 
 
@@ -135,7 +135,7 @@ def rma_multiclass(
     pruning: str = "max_prob",
 ) -> torch.Tensor:
     """RMA label map, int64 of shape (B, *spatial)."""
-    op = multiclass_op if _through_dispatcher(probs) else _multiclass
+    op = multiclass_op if through_dispatcher(probs) else _multiclass
     return op(probs, metric, smooth, pruning_prob, unassigned_policy, void_index, check_values, pruning)
 
 
@@ -187,7 +187,7 @@ _SOLVER_CODES = {"exact": 0, "BA": 1, "TRNA": 2, "BA+TRNA": 3}
 
 def sorted_multilabel(probs: torch.Tensor, solver: str, smooth: float, pruning_prob: float, eps: float) -> torch.Tensor:
     """Masks of a solver that sorts each class (exact, BA, TRNA, BA+TRNA), bool (B, C, *spatial); on the CPU."""
-    op = sorted_multilabel_op if _through_dispatcher(probs) else _sorted_multilabel
+    op = sorted_multilabel_op if through_dispatcher(probs) else _sorted_multilabel
     return op(probs, solver, smooth, pruning_prob, eps)
 
 
@@ -201,7 +201,7 @@ def sorted_multiclass(
     pruning: str = "max_prob",
 ) -> torch.Tensor:
     """Labels (B, *spatial) from a sorting solver's masks merged as RMA merges its own; on the CPU."""
-    op = sorted_multiclass_op if _through_dispatcher(probs) else _sorted_multiclass
+    op = sorted_multiclass_op if through_dispatcher(probs) else _sorted_multiclass
     return op(probs, solver, smooth, pruning_prob, unassigned_policy, void_index, pruning)
 
 

@@ -24,6 +24,8 @@ SUPPORTED_SOLVERS = {
 }
 SORTING_SOLVERS = ("exact", "BA", "TRNA", "BA+TRNA")
 UNASSIGNED_POLICIES = ("max_score", "void")
+# rankseg 0.0.x's choice of an inexact fast path; ours is always exact, so it is accepted, checked and ignored.
+SAFE_SCREENING = (True, False, "auto")
 PRUNING_RULES = ("max_prob", "argmax")
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
@@ -82,14 +84,28 @@ class Options:
     void_index: int = 255
     eps: float = 1e-4
     pruning: str = "max_prob"
+    safe_screening: bool | str = False
 
 
 def allowed_solver_params(solver: str, output_mode: str) -> tuple[str, ...]:
-    if solver in ("RMA", "exact") and output_mode == "multiclass":
+    if solver == "RMA" and output_mode == "multiclass":
+        return ("unassigned_policy", "void_index", "pruning", "safe_screening")
+    if solver == "exact" and output_mode == "multiclass":
         return ("unassigned_policy", "void_index", "pruning")
+    if solver == "RMA":
+        return ("safe_screening",)
     if solver in ("BA", "TRNA", "BA+TRNA"):
         return ("eps",)
     return ()
+
+
+def check_safe_screening(value) -> bool | str:
+    """True, False or "auto" (any case); it selects nothing in this implementation."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return "auto"
+    raise TypeError(f"safe_screening must be True, False or 'auto', got {_describe(value)}")
 
 
 def parse_options(metric, smooth, output_mode, solver, pruning_prob, solver_params: dict) -> Options:
@@ -125,6 +141,8 @@ def parse_options(metric, smooth, output_mode, solver, pruning_prob, solver_para
         extra["void_index"] = _integer("void_index", solver_params["void_index"])
     if "pruning" in solver_params:
         extra["pruning"] = _choice("pruning", solver_params["pruning"], PRUNING_RULES)
+    if "safe_screening" in solver_params:
+        extra["safe_screening"] = check_safe_screening(solver_params["safe_screening"])
     if "eps" in solver_params:
         extra["eps"] = _real("eps", solver_params["eps"], 0.0, 1.0, open_low=True, open_high=True)
 

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import warnings
+from typing import Literal
 
 import torch
 
 from . import _ops
 from ._options import SORTING_SOLVERS, Options, check_probs, check_value_range, parse_options
+
+
+Metric = Literal["dice", "iou", "acc"]
+OutputMode = Literal["multiclass", "multilabel"]
+Solver = Literal["RMA", "exact", "BA", "TRNA", "BA+TRNA", "argmax", "TR"]
 
 
 class RankSEG:
@@ -53,12 +59,40 @@ class RankSEG:
         **solver_params,
     ) -> None:
         self.options: Options = parse_options(metric, smooth, output_mode, solver, pruning_prob, solver_params)
+        self._solver_params = {name: getattr(self.options, name) for name in solver_params}
         if self.options.solver == "argmax" and self.options.output_mode == "multilabel":
             warnings.warn(
                 "solver='argmax' with output_mode='multilabel' returns one-hot masks of the argmax labels",
                 UserWarning,
                 stacklevel=2,
             )
+
+    # The settings, normalised, read-only.
+    @property
+    def metric(self) -> Metric:
+        """``"dice"``, ``"iou"`` or ``"acc"``."""
+        return self.options.metric  # type: ignore[return-value]
+
+    @property
+    def smooth(self) -> float:
+        return self.options.smooth
+
+    @property
+    def output_mode(self) -> OutputMode:
+        return self.options.output_mode  # type: ignore[return-value]
+
+    @property
+    def solver(self) -> Solver:
+        return self.options.solver  # type: ignore[return-value]
+
+    @property
+    def pruning_prob(self) -> float:
+        return self.options.pruning_prob
+
+    @property
+    def solver_params(self) -> dict:
+        """The solver parameters given, normalised (a copy)."""
+        return dict(self._solver_params)
 
     def predict(self, probs: torch.Tensor, *, check_values: bool = True) -> torch.Tensor:
         """Predicts masks from probabilities ``probs`` of shape ``(B, C, *spatial)``.
@@ -106,7 +140,7 @@ class RankSEG:
                 )
             if o.solver in SORTING_SOLVERS:
                 return _ops.sorted_multilabel(probs, o.solver, o.smooth, o.pruning_prob, o.eps)
-            if check_values:
+            if check_values and not _ops.through_dispatcher(probs):  # fake and meta tensors: shapes only
                 check_value_range(probs)
             if o.solver == "TR":
                 return probs > 0.5

@@ -1,10 +1,13 @@
-"""Functional form of RankSEG."""
+"""Functional forms of RankSEG, including the names of rankseg 0.0.x (rankseg_rma, rankdice_ba)."""
 
 from __future__ import annotations
 
 import torch
 
+from ._options import check_safe_screening
 from ._rankseg import RankSEG
+
+__all__ = ["rankseg", "rankseg_rma", "rankdice_ba"]
 
 
 def rankseg(
@@ -24,3 +27,55 @@ def rankseg(
     """
     segmenter = RankSEG(metric, smooth, output_mode, solver, pruning_prob, **solver_params)
     return segmenter.predict(probs, check_values=check_values)
+
+
+def rankseg_rma(
+    probs: torch.Tensor,
+    metric: str = "dice",
+    smooth: float = 0.0,
+    output_mode: str = "multiclass",
+    pruning_prob: float = 0.5,
+    unassigned_policy: str = "max_score",
+    void_index: int = 255,
+    safe_screening: bool | str = False,
+) -> torch.Tensor:
+    """RankSEG with the RMA solver, in the signature of rankseg 0.0.x.
+
+    ``unassigned_policy`` and ``void_index`` apply to multiclass output: ``"void"`` is refused for multilabel
+    output, and a ``void_index`` other than 255 needs ``unassigned_policy="void"``. ``safe_screening`` (True,
+    False or ``"auto"``) chose an inexact fast path in 0.0.x; this RMA is always exact and fast, so it is
+    checked and changes nothing. See :class:`rankseg.RankSEG` for the rest.
+    """
+    check_safe_screening(safe_screening)
+    if not isinstance(unassigned_policy, str):
+        raise TypeError(f"unassigned_policy must be a string, got {type(unassigned_policy).__name__}")
+    multiclass = isinstance(output_mode, str) and output_mode.strip().lower() == "multiclass"
+    void = unassigned_policy.strip().lower() != "max_score"
+    params = {"unassigned_policy": unassigned_policy} if multiclass else {}
+    if multiclass and void:
+        params["void_index"] = void_index
+    elif void_index != 255:
+        raise ValueError(
+            f"void_index={void_index!r} is used only with output_mode='multiclass' and unassigned_policy='void'"
+        )
+    if void and not multiclass:
+        raise ValueError(
+            f"unassigned_policy={unassigned_policy!r} applies to output_mode='multiclass' only; multilabel masks "
+            "leave unselected pixels unselected"
+        )
+    segmenter = RankSEG(metric, smooth, output_mode, "RMA", pruning_prob, **params)
+    return segmenter.predict(probs)
+
+
+def rankdice_ba(
+    probs: torch.Tensor, solver: str = "BA", smooth: float = 0.0, eps: float = 1e-4, pruning_prob: float = 0.5
+) -> torch.Tensor:
+    """RankDice's multilabel Dice masks (B, C, *spatial), bool, in the signature of rankseg 0.0.x.
+
+    ``solver`` is ``"BA"``, ``"TRNA"`` or ``"BA+TRNA"`` (case-insensitive): :class:`rankseg.RankSEG` with
+    ``metric="dice"``, ``output_mode="multilabel"`` and ``eps``. Computed on the CPU; CUDA tensors go through the
+    host and come back on their device.
+    """
+    if not isinstance(solver, str) or solver.strip().upper() not in ("BA", "TRNA", "BA+TRNA"):
+        raise ValueError(f"solver must be 'BA', 'TRNA' or 'BA+TRNA', got {solver!r}")
+    return RankSEG("dice", smooth, "multilabel", solver, pruning_prob, eps=eps).predict(probs)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import numbers
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -12,29 +13,70 @@ import torch.nn.functional as F
 SAM_ADAPTERS = {"sam": "Sam1", "sam_hq": "Sam1", "sam2": "Sam2", "sam3": "Sam3"}
 
 
+def _is_model_output_base(cls: type) -> bool:
+    return cls.__name__ == "ModelOutput" and cls.__module__.startswith("transformers.")
+
+
+def transformers_class(outputs) -> type | None:
+    """The output's class if Transformers defines it as a model output, else the nearest base class that does
+    (outputs of a subclass, e.g. a wrapped model's, are read as that base), else None. The generic base
+    ModelOutput does not count: its other subclasses are custom outputs."""
+    for cls in type(outputs).__mro__:
+        if _is_model_output_base(cls):
+            return None
+        if cls.__module__.startswith("transformers."):
+            return cls
+    return None
+
+
+def is_mapping(outputs) -> bool:
+    """Plain dict-like outputs (exported or served models return such), not ModelOutput objects."""
+    model_output = any(_is_model_output_base(cls) for cls in type(outputs).__mro__)
+    return isinstance(outputs, Mapping) and not model_output
+
+
 def sam_adapter_for(outputs) -> str | None:
     """The SAM adapter that handles this output object, or None if it is not a SAM-family output."""
-    cls = type(outputs)
+    cls = transformers_class(outputs)
+    if cls is None:
+        return None
     for model_type in sorted(SAM_ADAPTERS, key=len, reverse=True):  # sam_hq before sam
         if f".models.{model_type}." in cls.__module__ or f".models.{model_type}_" in cls.__module__:
             return SAM_ADAPTERS[model_type]
     return None
 
 
-def tensor_field(outputs, name: str, ndim: int, layout: str) -> torch.Tensor:
-    """outputs.<name> as a finite float32 tensor of `ndim` dims, or a clear error."""
-    t = getattr(outputs, name, None)
+def model_type(model) -> str | None:
+    """The model type of a model (its config's), a config object, or a config dict {"model_type": ...}."""
+    if isinstance(model, Mapping):
+        return model.get("model_type")
+    config = getattr(model, "config", model)
+    return getattr(config, "model_type", None)
+
+
+def field(outputs, name: str):
+    """outputs.<name>, or outputs[name] for a mapping; None when absent. NumPy arrays become tensors."""
+    value = outputs.get(name) if isinstance(outputs, Mapping) else getattr(outputs, name, None)
+    return torch.from_numpy(value) if isinstance(value, np.ndarray) else value
+
+
+def tensor_field(outputs, name: str, ndims, layout: str) -> torch.Tensor:
+    """outputs.<name> as a finite floating-point tensor with one of `ndims` dims (an int or a tuple), or a
+    clear error. float64 stays float64 (decisions on near-ties depend on it), 16-bit floats compute in float32;
+    autograd history is kept, so restored probabilities carry gradients when grad mode is on."""
+    t = field(outputs, name)
+    ndims = (ndims,) if isinstance(ndims, int) else tuple(ndims)
     if t is None:
         raise ValueError(f"outputs.{name} is missing; expected a tensor of shape {layout}")
     if not isinstance(t, torch.Tensor):
-        raise TypeError(f"outputs.{name} must be a torch.Tensor, got {type(t).__name__}")
-    if t.dim() != ndim or 0 in t.shape[1:]:
+        raise TypeError(f"outputs.{name} must be a torch.Tensor or NumPy array, got {type(t).__name__}")
+    if t.dim() not in ndims or 0 in t.shape[1:]:
         raise ValueError(f"outputs.{name} must have shape {layout} with non-empty dims, got {tuple(t.shape)}")
     if not t.is_floating_point():
         raise TypeError(f"outputs.{name} must be floating point, got {t.dtype}")
     if not bool(torch.isfinite(t).all()):
         raise ValueError(f"outputs.{name} contains NaN or infinity; check the model's inputs and precision")
-    return t.detach().float()
+    return t if t.dtype in (torch.float32, torch.float64) else t.float()
 
 
 def _is_int(x) -> bool:
@@ -42,8 +84,15 @@ def _is_int(x) -> bool:
 
 
 def image_sizes(value, name: str, batch: int, *, allow_single: bool) -> list[tuple[int, int]]:
-    """One positive (height, width) per image, from a list/tuple of pairs or an int tensor (B, 2); with
-    `allow_single`, one pair (or a tensor of shape (2,)) also stands for every image."""
+    """One positive (height, width) per image, from a list/tuple of pairs (or {"height": h, "width": w} dicts,
+    arrays) or an int tensor or array (B, 2); with `allow_single`, one pair (or dict, or tensor of shape (2,))
+    also stands for every image."""
+    if isinstance(value, np.ndarray):
+        value = torch.from_numpy(value)
+    if _is_size_dict(value):  # one {"height": h, "width": w}: a single pair
+        value = _pair_of(value)
+    if isinstance(value, Sequence) and not isinstance(value, (str, bytes)):
+        value = [_as_pair(size) for size in value]
     if isinstance(value, torch.Tensor):
         if value.is_floating_point() or value.is_complex() or value.dtype == torch.bool:
             raise TypeError(f"{name} tensor must hold integers, got {value.dtype}")
@@ -70,6 +119,23 @@ def image_sizes(value, name: str, batch: int, *, allow_single: bool) -> list[tup
             raise ValueError(f"{name}[{i}] must be positive, got {tuple(size)}")
         sizes.append((int(size[0]), int(size[1])))
     return sizes
+
+
+def _is_size_dict(value) -> bool:
+    return isinstance(value, Mapping) and set(value) == {"height", "width"}
+
+
+def _pair_of(size: Mapping) -> tuple:
+    return (size["height"], size["width"])
+
+
+def _as_pair(size):
+    """One image's size as the processors accept it: a pair, a {"height", "width"} dict, an array or tensor."""
+    if _is_size_dict(size):
+        return _pair_of(size)
+    if isinstance(size, (np.ndarray, torch.Tensor)):
+        return size.tolist()
+    return size
 
 
 def per_group(keys, solve) -> list:

@@ -14,7 +14,7 @@ import numbers
 import torch
 
 from .._rankseg import RankSEG
-from ._common import image_sizes, per_group, resize, sam_adapter_for, tensor_field
+from ._common import field, image_sizes, is_mapping, per_group, resize, sam_adapter_for, tensor_field
 
 __all__ = ["Sam1", "Sam2", "Sam3"]
 
@@ -32,11 +32,13 @@ class _SamAdapter:
     def _check(self, outputs) -> None:
         if isinstance(outputs, tuple):
             raise TypeError("outputs is a tuple (return_dict=False); run the model with return_dict=True")
+        if is_mapping(outputs):  # a dict of the fields: the adapter chosen says which generation it is
+            return
         family = sam_adapter_for(outputs)
         if family is None:
             raise TypeError(
-                f"outputs of type {type(outputs).__name__} is not a SAM-family output; for semantic segmentation "
-                "models use rankseg.integration.transformers.postprocess"
+                f"outputs of type {type(outputs).__name__} is not a SAM-family output (or a mapping of its fields); "
+                "for semantic segmentation models use rankseg.integration.transformers.postprocess"
             )
         if family != self.name:
             raise ValueError(
@@ -56,6 +58,15 @@ class _SamAdapter:
         return per_group([tuple(s for d, s in enumerate(p.shape) if d != dim) for p in probs], solve)
 
 
+def _prompt_masks(outputs, prompts: str):
+    """pred_masks as (batch, prompts, masks, h, w), and the function that gives per-image results back in the
+    form they came: the model's 5-D form, or the documented 4-D form (batch, masks, h, w) of one prompt each."""
+    logits = tensor_field(outputs, "pred_masks", (4, 5), f"(batch, {prompts}, masks, height, width) or (batch, masks, height, width)")
+    if logits.dim() == 5:
+        return logits, lambda results: results
+    return logits.unsqueeze(1), lambda results: [r.squeeze(0) for r in results]
+
+
 class Sam1(_SamAdapter):
     """SAM and SAM-HQ prompt masks: ``pred_masks`` (B, prompts, masks, h, w).
 
@@ -71,10 +82,21 @@ class Sam1(_SamAdapter):
         self.pad_size = image_sizes([pad_size], "pad_size", 1, allow_single=False)[0]
 
     def restore_mask_probs(self, outputs, *, original_sizes, reshaped_input_sizes) -> list[torch.Tensor]:
-        """Per image, probabilities (prompts, masks, H, W): resize to the padded size, crop to the resized
-        input, resize to the original size (bilinear, align_corners=False), sigmoid."""
+        """Per image, probabilities (prompts, masks, H, W) ((masks, H, W) for 4-D pred_masks): resize to the
+        padded size, crop to the resized input, resize to the original size (bilinear, align_corners=False),
+        sigmoid."""
+        probs, squeeze = self._restore(outputs, original_sizes, reshaped_input_sizes)
+        return squeeze(probs)
+
+    def postprocess(self, outputs, *, original_sizes, reshaped_input_sizes) -> list[torch.Tensor]:
+        """Per image, RankSEG masks from :meth:`restore_mask_probs` (bool (prompts, masks, H, W) by default)."""
+        with torch.no_grad():
+            probs, squeeze = self._restore(outputs, original_sizes, reshaped_input_sizes)
+            return squeeze(self._solve_grouped(probs, 0))
+
+    def _restore(self, outputs, original_sizes, reshaped_input_sizes):
         self._check(outputs)
-        logits = tensor_field(outputs, "pred_masks", 5, "(batch, prompts, masks, height, width)")
+        logits, squeeze = _prompt_masks(outputs, "prompts")
         batch = logits.shape[0]
         original = image_sizes(original_sizes, "original_sizes", batch, allow_single=True)
         reshaped = image_sizes(reshaped_input_sizes, "reshaped_input_sizes", batch, allow_single=True)
@@ -90,14 +112,7 @@ class Sam1(_SamAdapter):
             x = resize(resize(x, self.pad_size)[..., :crop_h, :crop_w], size).sigmoid()
             return x.unflatten(0, (len(index), logits.shape[1]))
 
-        return per_group(list(zip(reshaped, original)), restore)
-
-    def postprocess(self, outputs, *, original_sizes, reshaped_input_sizes) -> list[torch.Tensor]:
-        """Per image, RankSEG masks from :meth:`restore_mask_probs` (bool (prompts, masks, H, W) by default)."""
-        probs = self.restore_mask_probs(
-            outputs, original_sizes=original_sizes, reshaped_input_sizes=reshaped_input_sizes
-        )
-        return self._solve_grouped(probs, 0)
+        return per_group(list(zip(reshaped, original)), restore), squeeze
 
 
 class Sam2(_SamAdapter):
@@ -121,10 +136,20 @@ class Sam2(_SamAdapter):
         self.apply_non_overlapping_constraints = apply_non_overlapping_constraints
 
     def restore_mask_probs(self, outputs, *, original_sizes) -> list[torch.Tensor]:
-        """Per image, probabilities (objects, masks, H, W): resize to the original size, optionally keep only
-        the highest-logit object per pixel, sigmoid."""
+        """Per image, probabilities (objects, masks, H, W) ((masks, H, W) for 4-D pred_masks): resize to the
+        original size, optionally keep only the highest-logit object per pixel, sigmoid."""
+        probs, squeeze = self._restore(outputs, original_sizes)
+        return squeeze(probs)
+
+    def postprocess(self, outputs, *, original_sizes) -> list[torch.Tensor]:
+        """Per image, RankSEG masks from :meth:`restore_mask_probs` (bool (objects, masks, H, W) by default)."""
+        with torch.no_grad():
+            probs, squeeze = self._restore(outputs, original_sizes)
+            return squeeze(self._solve_grouped(probs, 0))
+
+    def _restore(self, outputs, original_sizes):
         self._check(outputs)
-        logits = tensor_field(outputs, "pred_masks", 5, "(batch, objects, masks, height, width)")
+        logits, squeeze = _prompt_masks(outputs, "objects")
         batch, objects = logits.shape[:2]
         original = image_sizes(original_sizes, "original_sizes", batch, allow_single=True)
         def restore(size, index):
@@ -134,11 +159,7 @@ class Sam2(_SamAdapter):
                 x = torch.where(winner, x, x.clamp(max=-10.0))
             return x.sigmoid()
 
-        return per_group(original, restore)
-
-    def postprocess(self, outputs, *, original_sizes) -> list[torch.Tensor]:
-        """Per image, RankSEG masks from :meth:`restore_mask_probs` (bool (objects, masks, H, W) by default)."""
-        return self._solve_grouped(self.restore_mask_probs(outputs, original_sizes=original_sizes), 0)
+        return per_group(original, restore), squeeze
 
 
 class Sam3(_SamAdapter):
@@ -175,7 +196,7 @@ class Sam3(_SamAdapter):
                 f"{tuple(masks.shape)} must agree on (batch, queries)"
             )
         scores = logits.sigmoid()
-        if getattr(outputs, "presence_logits", None) is not None:
+        if field(outputs, "presence_logits") is not None:
             scores = scores * tensor_field(outputs, "presence_logits", 2, "(batch, 1)").sigmoid()
         probs = masks.sigmoid()
         sizes = None if target_sizes is None else image_sizes(target_sizes, "target_sizes", batch, allow_single=True)
@@ -201,13 +222,16 @@ class Sam3(_SamAdapter):
     def postprocess_instance(self, outputs, *, target_sizes=None) -> list[dict]:
         """Per image, ``scores``, ``boxes`` and RankSEG ``masks`` of the kept instances (bool (K, H, W) by
         default; empty (0, H, W) when nothing clears the threshold)."""
-        results = self.restore_instance_mask_probs(outputs, target_sizes=target_sizes)
-        probs = [r["mask_probs"][None] for r in results]
-        if self.segmenter.options.output_mode == "multilabel":
-            masks = [m[0] for m in self._solve_grouped(probs, 1)]
-        else:  # classes compete in multiclass mode, so each image's instances are solved on their own
-            masks = [self.segmenter(p)[0] if p.shape[1] else p.new_zeros(p.shape[2:], dtype=torch.int64) for p in probs]
-        return [{"scores": r["scores"], "boxes": r["boxes"], "masks": m} for r, m in zip(results, masks)]
+        with torch.no_grad():
+            results = self.restore_instance_mask_probs(outputs, target_sizes=target_sizes)
+            probs = [r["mask_probs"][None] for r in results]
+            if self.segmenter.options.output_mode == "multilabel":
+                masks = [m[0] for m in self._solve_grouped(probs, 1)]
+            else:  # classes compete in multiclass mode, so each image's instances are solved on their own
+                masks = [
+                    self.segmenter(p)[0] if p.shape[1] else p.new_zeros(p.shape[2:], dtype=torch.int64) for p in probs
+                ]
+            return [{"scores": r["scores"], "boxes": r["boxes"], "masks": m} for r, m in zip(results, masks)]
 
     def restore_semantic_mask_probs(self, outputs, *, target_sizes=None) -> list[torch.Tensor]:
         """Per image, the semantic probability map (1, H, W): sigmoid(semantic_seg), resized when asked."""
@@ -220,5 +244,6 @@ class Sam3(_SamAdapter):
 
     def postprocess_semantic(self, outputs, *, target_sizes=None) -> list[torch.Tensor]:
         """Per image, RankSEG masks from :meth:`restore_semantic_mask_probs` (bool (1, H, W) by default)."""
-        probs = self.restore_semantic_mask_probs(outputs, target_sizes=target_sizes)
-        return [m[0] for m in self._solve_grouped([p[None] for p in probs], 0)]
+        with torch.no_grad():
+            probs = self.restore_semantic_mask_probs(outputs, target_sizes=target_sizes)
+            return [m[0] for m in self._solve_grouped([p[None] for p in probs], 0)]

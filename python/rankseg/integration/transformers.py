@@ -3,7 +3,10 @@
 ``processor -> model(**inputs) -> restore_semantic_probs -> RankSEG -> masks``. Each supported output family
 is turned into per-pixel class probabilities exactly as that model's image processor builds the scores its
 ``post_process_semantic_segmentation`` takes the argmax of, then RankSEG replaces the argmax. The
-``transformers`` package itself is never imported here: outputs are recognised by their class and fields.
+``transformers`` package itself is never imported here: outputs are recognised by their class (or the nearest
+Transformers base class of a subclass) and fields; mappings of the same fields (exported or served models), with
+torch or NumPy values, are read by their fields, with ``model=`` (a model, a config, or ``{"model_type": ...}``)
+where the fields do not decide.
 """
 
 from __future__ import annotations
@@ -11,7 +14,17 @@ from __future__ import annotations
 import torch
 
 from .._rankseg import RankSEG
-from ._common import image_sizes, per_group, resize, sam_adapter_for, tensor_field
+from ._common import (
+    field,
+    image_sizes,
+    is_mapping,
+    model_type,
+    per_group,
+    resize,
+    sam_adapter_for,
+    tensor_field,
+    transformers_class,
+)
 
 __all__ = ["postprocess", "restore_semantic_probs"]
 
@@ -37,13 +50,18 @@ def restore_semantic_probs(outputs, *, model=None, target_sizes=None) -> list[to
             ``class_queries_logits`` (B, Q, C+1) with ``masks_queries_logits`` (B, Q, h, w) (MaskFormer,
             Mask2Former, OneFormer); ``logits`` (B, Q, C+1 or C) with ``pred_masks`` (B, Q, h, w) (DETR and
             Conditional DETR segmentation).
-        model: The model that produced ``outputs``; needed only when its output class alone does not tell
-            how the processor post-processes it.
+            A subclass of one of these, or a mapping (dict) with these fields as torch tensors or NumPy
+            arrays, is read the same way.
+        model: The model that produced ``outputs``, its config, or a dict ``{"model_type": ...}``; needed only
+            when the output class alone does not tell how the processor post-processes it (always for DETR-like
+            and query mappings).
         target_sizes: ``None`` (keep the model's resolution) or one positive ``(height, width)`` per image, as
-            a list/tuple or an integer tensor of shape (B, 2). Resizing is bilinear, ``align_corners=False``.
+            a list/tuple of pairs or ``{"height": h, "width": w}`` dicts, or an integer tensor or array (B, 2).
+            Resizing is bilinear, ``align_corners=False``.
 
     Returns:
-        One float32 tensor ``(C, H, W)`` per image: softmax over classes (sigmoid when C = 1) for ``logits``;
+        One tensor ``(C, H, W)`` per image (float64 for float64 outputs, float32 otherwise; it carries gradients
+        when the outputs do and grad mode is on): softmax over classes (sigmoid when C = 1) for ``logits``;
         for query outputs the processor's class-weighted mask scores, normalised to sum to 1 over classes
         (pixels scoring zero everywhere stay zero; clamped to [0, 1] when C = 1). ``argmax`` over dim 0 is
         the processor's ``post_process_semantic_segmentation`` map.
@@ -64,11 +82,12 @@ def postprocess(outputs, *, model=None, target_sizes=None, rankseg_kwargs=None) 
     if not isinstance(rankseg_kwargs, (dict, type(None))):
         raise TypeError(f"rankseg_kwargs must be a dict or None, got {type(rankseg_kwargs).__name__}")
     kwargs = dict(rankseg_kwargs or {})
-    scores, finish = _semantic_scores(outputs, model)
-    kwargs.setdefault("output_mode", "multiclass" if scores.shape[1] > 1 else "multilabel")
-    segmenter = RankSEG(**kwargs)
-    sizes = _target_sizes(target_sizes, scores.shape[0], scores.shape[-2:])
-    return per_group(sizes, lambda size, index: segmenter(finish(resize(scores[index], size))))
+    with torch.no_grad():
+        scores, finish = _semantic_scores(outputs, model)
+        kwargs.setdefault("output_mode", "multiclass" if scores.shape[1] > 1 else "multilabel")
+        segmenter = RankSEG(**kwargs)
+        sizes = _target_sizes(target_sizes, scores.shape[0], scores.shape[-2:])
+        return per_group(sizes, lambda size, index: segmenter(finish(resize(scores[index], size))))
 
 
 def _semantic_scores(outputs, model):
@@ -80,7 +99,8 @@ def _semantic_scores(outputs, model):
     if family == "queries":
         class_logits = tensor_field(outputs, "class_queries_logits", 3, "(batch, queries, classes + 1)")
         mask_logits = tensor_field(outputs, "masks_queries_logits", 4, "(batch, queries, height, width)")
-        pre_resize = _MASK_PRE_RESIZE.get(type(outputs).__name__) or _MASK_PRE_RESIZE.get(_model_type(model))
+        known = transformers_class(outputs)
+        pre_resize = _MASK_PRE_RESIZE.get(known.__name__ if known else "") or _MASK_PRE_RESIZE.get(model_type(model))
         return _query_scores(class_logits, mask_logits, True, pre_resize, "class_queries_logits"), _normalise
     class_logits = tensor_field(outputs, "logits", 3, "(batch, queries, classes)")
     mask_logits = tensor_field(outputs, "pred_masks", 4, "(batch, queries, height, width)")
@@ -88,39 +108,42 @@ def _semantic_scores(outputs, model):
 
 
 def _family(outputs, model) -> str:
-    cls = type(outputs)
-    name, module = cls.__name__, cls.__module__
     if isinstance(outputs, tuple):
         raise TypeError(
             "outputs is a tuple (the model ran with return_dict=False); run it with return_dict=True so the "
             "output fields can be told apart"
         )
+    known = transformers_class(outputs)
+    name = known.__name__ if known is not None else type(outputs).__name__
     sam = sam_adapter_for(outputs)
     if sam:
         raise ValueError(
             f"{name} is a SAM-family output; use rankseg.integration.sam.{sam} "
             f"(from rankseg.integration import sam; sam.{sam}(...).postprocess(...)) instead"
         )
-    if not module.startswith("transformers.") or not hasattr(outputs, "keys"):
+    if known is None and not is_mapping(outputs):
+        cls = type(outputs)
         raise TypeError(
-            f"outputs of type {module}.{name} is not a Transformers ModelOutput this helper knows; for custom "
-            "or remote-code models, build probabilities (B, C, H, W) yourself and call rankseg.RankSEG"
+            f"outputs of type {cls.__module__}.{cls.__name__} is neither a Transformers ModelOutput (or a subclass "
+            "of one) nor a mapping of its fields; for custom or remote-code models, build probabilities "
+            "(B, C, H, W) yourself and call rankseg.RankSEG"
         )
-    if getattr(outputs, "patch_offsets", None) is not None or name.startswith("Eomt"):
+    if field(outputs, "patch_offsets") is not None or name.startswith("Eomt"):
         raise ValueError(
             f"{name} carries patch_offsets (EoMT): its semantic maps need the processor's patch merging; use "
             "the image processor's post_process_semantic_segmentation, or merge patches and call rankseg.RankSEG"
         )
-    has = {f for f in ("logits", "class_queries_logits", "masks_queries_logits", "pred_masks") if _field(outputs, f)}
+    fields = ("logits", "class_queries_logits", "masks_queries_logits", "pred_masks")
+    has = {f for f in fields if field(outputs, f) is not None}
     if {"class_queries_logits", "masks_queries_logits"} <= has:
-        if name not in _QUERY_OUTPUTS and _model_type(model) not in _QUERY_MODEL_TYPES:
+        if name not in _QUERY_OUTPUTS and model_type(model) not in _QUERY_MODEL_TYPES:
             raise ValueError(f"unknown query-based output {name}; pass model= so its post-processing can be matched")
         return "queries"
     if {"logits", "pred_masks"} <= has:
         if name in _DETR_OUTPUTS:
             return "detr" if _DETR_OUTPUTS[name] else "detr_all_classes"
-        if _model_type(model) in _DETR_MODEL_TYPES:
-            return "detr" if _DETR_MODEL_TYPES[_model_type(model)] else "detr_all_classes"
+        if model_type(model) in _DETR_MODEL_TYPES:
+            return "detr" if _DETR_MODEL_TYPES[model_type(model)] else "detr_all_classes"
         raise ValueError(
             f"{name} has logits and pred_masks, but whether its logits end with a no-object column depends on "
             "the model; pass model= (DETR has one, Conditional DETR has none)"
@@ -138,12 +161,6 @@ def _family(outputs, model) -> str:
     )
 
 
-def _model_type(model) -> str | None:
-    return getattr(getattr(model, "config", None), "model_type", None)
-
-
-def _field(outputs, name: str) -> bool:
-    return getattr(outputs, name, None) is not None
 
 
 def _query_scores(class_logits, mask_logits, has_no_object, pre_resize, class_field) -> torch.Tensor:
