@@ -89,39 +89,53 @@ int64_t volume_bound(const double* sorted_desc, const double* prefix_sums, int64
   return n;
 }
 
+namespace {
+
+// What BA and TRNA share: the count's approximation on its central range, and the volumes worth scoring.
+struct CountModel {
+  RefinedNormal count;
+  int64_t lo = 0, hi = 0;
+  std::vector<double> pmf;
+  int64_t bound;
+
+  CountModel(const double* sorted_desc, const double* prefix_sums, int64_t n, double smooth, double eps)
+      : count(RefinedNormal::of(sorted_desc, n)), bound(volume_bound(sorted_desc, prefix_sums, n, smooth)) {
+    count.central_range(eps, n, lo, hi);
+    pmf = count.pmf(lo, hi);
+  }
+
+  // s E[1 / (tau + s + Gamma)]: the score's smoothing term.
+  double smoothing_term(int64_t tau, double smooth) const {
+    return smooth > 0.0 ? smooth * weighted_reciprocal(pmf, lo, double(tau) + smooth) : 0.0;
+  }
+};
+
+}  // namespace
+
 std::vector<double> ba_scores(const double* sorted_desc, const double* prefix_sums, int64_t n, double smooth,
                               double eps) {
-  const RefinedNormal count = RefinedNormal::of(sorted_desc, n);
-  int64_t lo = 0, hi = 0;
-  count.central_range(eps, n, lo, hi);
-  const std::vector<double> pmf = count.pmf(lo, hi);
-  const int64_t bound = volume_bound(sorted_desc, prefix_sums, n, smooth);
-  std::vector<double> scores(static_cast<size_t>(bound + 1));
-  for (int64_t tau = 0; tau <= bound; ++tau) {
-    const double t = double(tau);
-    const double joined = tau > 0 ? 2.0 * prefix_sums[tau] * weighted_reciprocal(pmf, lo, t + smooth + 1.0) : 0.0;
-    scores[size_t(tau)] = joined + (smooth > 0.0 ? smooth * weighted_reciprocal(pmf, lo, t + smooth) : 0.0);
+  const CountModel m(sorted_desc, prefix_sums, n, smooth, eps);
+  std::vector<double> scores(static_cast<size_t>(m.bound + 1));
+  for (int64_t tau = 0; tau <= m.bound; ++tau) {
+    const double joined =
+        tau > 0 ? 2.0 * prefix_sums[tau] * weighted_reciprocal(m.pmf, m.lo, double(tau) + smooth + 1.0) : 0.0;
+    scores[size_t(tau)] = joined + m.smoothing_term(tau, smooth);
   }
   return scores;
 }
 
 std::vector<double> trna_scores(const double* sorted_desc, const double* prefix_sums, int64_t n, double smooth,
                                 double eps) {
-  const RefinedNormal count = RefinedNormal::of(sorted_desc, n);
-  int64_t lo = 0, hi = 0;
-  count.central_range(eps, n, lo, hi);
-  const std::vector<double> pmf = count.pmf(lo, hi);
-  const int64_t bound = volume_bound(sorted_desc, prefix_sums, n, smooth);
-  std::vector<double> scores(static_cast<size_t>(bound + 1));
-  std::vector<double> joined(pmf.size(), 0.0);  // sum over j <= tau of p_j P(Gamma_(-j) = l)
-  scores[0] = smooth > 0.0 ? smooth * weighted_reciprocal(pmf, lo, smooth) : 0.0;
-  for (int64_t tau = 1; tau <= bound; ++tau) {
+  const CountModel m(sorted_desc, prefix_sums, n, smooth, eps);
+  std::vector<double> scores(static_cast<size_t>(m.bound + 1));
+  std::vector<double> joined(m.pmf.size(), 0.0);  // sum over j <= tau of p_j P(Gamma_(-j) = l)
+  scores[0] = m.smoothing_term(0, smooth);
+  for (int64_t tau = 1; tau <= m.bound; ++tau) {
     const double p = sorted_desc[tau - 1];
-    const std::vector<double> others = count.without(p).pmf(lo, hi);
+    const std::vector<double> others = m.count.without(p).pmf(m.lo, m.hi);
     for (size_t l = 0; l < joined.size(); ++l) joined[l] += p * others[l];
-    const double t = double(tau);
-    scores[size_t(tau)] = 2.0 * weighted_reciprocal(joined, lo, t + smooth + 1.0) +
-                          (smooth > 0.0 ? smooth * weighted_reciprocal(pmf, lo, t + smooth) : 0.0);
+    scores[size_t(tau)] =
+        2.0 * weighted_reciprocal(joined, m.lo, double(tau) + smooth + 1.0) + m.smoothing_term(tau, smooth);
   }
   return scores;
 }

@@ -160,7 +160,7 @@ def _solve(
 
 def _multilabel(probs: torch.Tensor, metric: str, smooth: float, pruning_prob: float, check_values: bool) -> torch.Tensor:
     options = (_METRIC_CODES[metric], smooth, pruning_prob)
-    out = _solve(probs, lambda x: x.shape, torch.bool, _MULTILABEL, _C.rma_multilabel, options, check_values)
+    out = _solve(probs, _masks_shape, torch.bool, _MULTILABEL, _C.rma_multilabel, options, check_values)
     return out.view(probs.shape).to(probs.device)
 
 
@@ -175,10 +175,9 @@ def _multiclass(
     pruning: str,
 ) -> torch.Tensor:
     options = (_METRIC_CODES[metric], smooth, pruning_prob, _POLICY_CODES[unassigned_policy], void_index)
-    shape = lambda x: (x.shape[0], x.shape[2])  # noqa: E731
     kernel = functools.partial(_C.rma_multiclass, pruning=_PRUNING_CODES[pruning])
     # argmax pruning is computed by the CPU kernels only
-    out = _solve(probs, shape, torch.int64, _MULTICLASS, kernel, options, check_values, pruning != "max_prob")
+    out = _solve(probs, _labels_shape, torch.int64, _MULTICLASS, kernel, options, check_values, pruning != "max_prob")
     return out.view((probs.shape[0], *probs.shape[2:])).to(probs.device)
 
 
@@ -207,7 +206,7 @@ def sorted_multiclass(
 
 def _sorted_multilabel(probs: torch.Tensor, solver: str, smooth: float, pruning_prob: float, eps: float) -> torch.Tensor:
     options = (_SOLVER_CODES[solver], smooth, pruning_prob, eps)
-    out = _solve(probs, lambda x: x.shape, torch.bool, _MULTILABEL, _C.sorted_multilabel, options, True, True)
+    out = _solve(probs, _masks_shape, torch.bool, _MULTILABEL, _C.sorted_multilabel, options, True, True)
     return out.view(probs.shape).to(probs.device)
 
 
@@ -221,9 +220,8 @@ def _sorted_multiclass(
     pruning: str,
 ) -> torch.Tensor:
     options = (_SOLVER_CODES[solver], smooth, pruning_prob, 0.5, _POLICY_CODES[unassigned_policy], void_index)
-    shape = lambda x: (x.shape[0], x.shape[2])  # noqa: E731
     kernel = functools.partial(_C.sorted_multiclass, pruning=_PRUNING_CODES[pruning])
-    out = _solve(probs, shape, torch.int64, _MULTICLASS, kernel, options, True, True)
+    out = _solve(probs, _labels_shape, torch.int64, _MULTICLASS, kernel, options, True, True)
     return out.view((probs.shape[0], *probs.shape[2:])).to(probs.device)
 
 
@@ -241,15 +239,22 @@ def _(probs, metric, smooth, pruning_prob, unassigned_policy, void_index, check_
     return probs.new_empty((probs.shape[0], *probs.shape[2:]), dtype=torch.int64)
 
 
-sorted_multilabel_op = torch.library.custom_op("rankseg::sorted_multilabel", _sorted_multilabel, mutates_args=())
-sorted_multiclass_op = torch.library.custom_op("rankseg::sorted_multiclass", _sorted_multiclass, mutates_args=())
+def _custom_op(name: str, impl, out_shape, out_dtype):
+    """The registered op for impl, with a fake that gives only the output's shape (torch.compile, export, meta)."""
+    op = torch.library.custom_op(f"rankseg::{name}", impl, mutates_args=())
+    op.register_fake(lambda probs, *args: probs.new_empty(out_shape(probs), dtype=out_dtype))
+    return op
 
 
-@sorted_multilabel_op.register_fake
-def _(probs, solver, smooth, pruning_prob, eps):
-    return probs.new_empty(probs.shape, dtype=torch.bool)
+def _masks_shape(probs):
+    return probs.shape
 
 
-@sorted_multiclass_op.register_fake
-def _(probs, solver, smooth, pruning_prob, unassigned_policy, void_index, pruning):
-    return probs.new_empty((probs.shape[0], *probs.shape[2:]), dtype=torch.int64)
+def _labels_shape(probs):
+    return (probs.shape[0], *probs.shape[2:])
+
+
+multilabel_op = _custom_op("rma_multilabel", _multilabel, _masks_shape, torch.bool)
+multiclass_op = _custom_op("rma_multiclass", _multiclass, _labels_shape, torch.int64)
+sorted_multilabel_op = _custom_op("sorted_multilabel", _sorted_multilabel, _masks_shape, torch.bool)
+sorted_multiclass_op = _custom_op("sorted_multiclass", _sorted_multiclass, _labels_shape, torch.int64)
