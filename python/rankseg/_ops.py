@@ -219,24 +219,11 @@ def _sorted_multiclass(
     void_index: int,
     pruning: str,
 ) -> torch.Tensor:
-    options = (_SOLVER_CODES[solver], smooth, pruning_prob, 0.5, _POLICY_CODES[unassigned_policy], void_index)
+    eps = 0.5  # BA/TRNA's tail mass, checked by the core but unused: only the exact solver is multiclass
+    options = (_SOLVER_CODES[solver], smooth, pruning_prob, eps, _POLICY_CODES[unassigned_policy], void_index)
     kernel = functools.partial(_C.sorted_multiclass, pruning=_PRUNING_CODES[pruning])
     out = _solve(probs, _labels_shape, torch.int64, _MULTICLASS, kernel, options, True, True)
     return out.view((probs.shape[0], *probs.shape[2:])).to(probs.device)
-
-
-multilabel_op = torch.library.custom_op("rankseg::rma_multilabel", _multilabel, mutates_args=())
-multiclass_op = torch.library.custom_op("rankseg::rma_multiclass", _multiclass, mutates_args=())
-
-
-@multilabel_op.register_fake
-def _(probs, metric, smooth, pruning_prob, check_values):
-    return probs.new_empty(probs.shape, dtype=torch.bool)
-
-
-@multiclass_op.register_fake
-def _(probs, metric, smooth, pruning_prob, unassigned_policy, void_index, check_values, pruning):
-    return probs.new_empty((probs.shape[0], *probs.shape[2:]), dtype=torch.int64)
 
 
 def _custom_op(name: str, impl, out_shape, out_dtype):
