@@ -91,6 +91,7 @@ def _reduce(scores: torch.Tensor, reduction: str) -> torch.Tensor:
 
 
 def _counts(pred, target, num_classes, ignore_index):
+    """Per image and class: true positives, predicted pixels, positive pixels."""
     num_classes = _num_classes(num_classes)
     labels = isinstance(target, torch.Tensor) and target.dtype != torch.bool
     valid = None
@@ -107,10 +108,13 @@ def _counts(pred, target, num_classes, ignore_index):
     if valid is not None:
         p, t = p & valid, t & valid
     dims = tuple(range(2, p.dim()))
-    tp = (p & t).sum(dims, dtype=torch.float64)
-    fp = (p & ~t).sum(dims, dtype=torch.float64)
-    fn = (~p & t).sum(dims, dtype=torch.float64)
-    return tp, fp, fn
+    return tuple(x.sum(dims, dtype=torch.float64) for x in (p & t, p, t))
+
+
+def _measured(metric, pred, target, num_classes, ignore_index, smooth, empty_score, reduction):
+    tp, volume, positives = _counts(pred, target, num_classes, ignore_index)
+    empty = _real("empty_score", empty_score, allow_nan=True)
+    return _reduce(_score(metric, tp, volume, positives, _smooth(smooth), empty), reduction)
 
 
 def dice(
@@ -131,9 +135,7 @@ def dice(
         reduction: ``"none"`` (B, C) float64; ``"class"`` (C,), each class averaged over the images where it
             has a score; ``"mean"``, the mean of those over classes.
     """
-    tp, fp, fn = _counts(pred, target, num_classes, ignore_index)
-    s = _smooth(smooth)
-    return _reduce(_ratio(2 * tp + s, 2 * tp + fp + fn + s, _real("empty_score", empty_score, allow_nan=True)), reduction)
+    return _measured("dice", pred, target, num_classes, ignore_index, smooth, empty_score, reduction)
 
 
 def iou(
@@ -147,9 +149,7 @@ def iou(
     reduction: str = "none",
 ) -> torch.Tensor:
     """IoU (Jaccard) of predictions against ground truth, per image and class; arguments as :func:`dice`."""
-    tp, fp, fn = _counts(pred, target, num_classes, ignore_index)
-    s = _smooth(smooth)
-    return _reduce(_ratio(tp + s, tp + fp + fn + s, _real("empty_score", empty_score, allow_nan=True)), reduction)
+    return _measured("iou", pred, target, num_classes, ignore_index, smooth, empty_score, reduction)
 
 
 def _check_probs(probs) -> None:
