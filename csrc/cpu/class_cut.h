@@ -13,6 +13,8 @@
 #include <limits>
 #include <memory>
 #include <new>
+#include <stdexcept>
+#include <string>
 #include <vector>
 
 #include "../scores.h"
@@ -24,6 +26,12 @@
 #include "streaming.h"
 
 namespace rankseg::cpu {
+
+// The error every CPU solver raises for a class holding NaN, an infinity or a value outside [0, 1].
+[[noreturn]] inline void throw_invalid_values(int64_t image, int64_t cls) {
+  throw std::invalid_argument("probs must contain only finite values in [0, 1]; image " + std::to_string(image) +
+                              ", class " + std::to_string(cls) + " has NaN, infinity or a value outside [0, 1]");
+}
 
 // Per-thread scratch space, reused across classes.
 template <class V>

@@ -49,11 +49,7 @@ std::vector<ClassCut> solve_all(const ProbsView& v, const RmaOptions& o, bool* m
   }
 
   for (int64_t s = 0; s < slabs; ++s) {
-    if (cuts[size_t(s)].invalid)
-      throw std::invalid_argument("probs must contain only finite values in [0, 1]; image " +
-                                  std::to_string(first_image + s / v.classes) + ", class " +
-                                  std::to_string(s % v.classes) +
-                                  " has NaN, infinity or a value outside [0, 1]");
+    if (cuts[size_t(s)].invalid) throw_invalid_values(first_image + s / v.classes, s % v.classes);
   }
   return cuts;
 }

@@ -39,10 +39,26 @@ bool read_class(const ProbsView& v, int64_t s, std::vector<double>& out) {
   return valid;
 }
 
-[[noreturn]] void invalid_values(const ProbsView& v, int64_t s) {
-  throw std::invalid_argument("probs must contain only finite values in [0, 1]; image " +
-                              std::to_string(s / v.classes) + ", class " + std::to_string(s % v.classes) +
-                              " has NaN, infinity or a value outside [0, 1]");
+// Runs body(s, values) for every (image, class) s, spread over threads, with the class's probabilities as
+// doubles; afterwards, if a class held NaN or a value outside [0, 1], throws for the first such class.
+template <class S, class F>
+void for_each_class(const ProbsView& v, int threads, F&& body) {
+  const int64_t slabs = v.batch * v.classes;
+  std::vector<uint8_t> invalid(static_cast<size_t>(slabs), 0);
+#pragma omp parallel num_threads(threads)
+  {
+    std::vector<double> values;
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t s = 0; s < slabs; ++s) {
+      if (read_class<S>(v, s, values)) {
+        body(s, values);
+      } else {
+        invalid[size_t(s)] = 1;
+      }
+    }
+  }
+  const int64_t bad = std::find(invalid.begin(), invalid.end(), 1) - invalid.begin();
+  if (bad < slabs) throw_invalid_values(bad / v.classes, bad % v.classes);
 }
 
 // Scores of tau = 0 .. k (k <= n) for one class sorted in descending order.
@@ -87,29 +103,16 @@ ClassCut solve_sorted(std::vector<double>& values, const SortedOptions& o, int k
 // Solves every (image, class); with `mask`, writes each class's mask too.
 template <class S>
 std::vector<ClassCut> solve_all(const ProbsView& v, const SortedOptions& o, bool* mask) {
-  const int64_t slabs = v.batch * v.classes;
-  std::vector<ClassCut> cuts(static_cast<size_t>(slabs));
-  std::vector<uint8_t> invalid(static_cast<size_t>(slabs), 0);
+  std::vector<ClassCut> cuts(static_cast<size_t>(v.batch * v.classes));
   const std::vector<uint8_t> winners = o.pruning == Pruning::argmax ? argmax_winners<S>(v, o.num_threads)
                                                                     : std::vector<uint8_t>{};
-#pragma omp parallel num_threads(o.num_threads)
-  {
-    std::vector<double> values;
-#pragma omp for schedule(dynamic, 1)
-    for (int64_t s = 0; s < slabs; ++s) {
-      if (!read_class<S>(v, s, values)) {
-        invalid[size_t(s)] = 1;
-        continue;
-      }
-      cuts[size_t(s)] = solve_sorted(values, o, winners.empty() ? -1 : int(winners[size_t(s)]));
-      if (!mask) continue;
-      const S* p = slab_data<S>(v, s);
-      const double threshold = cuts[size_t(s)].threshold;
-      for (int64_t i = 0; i < v.pixels; ++i) mask[s * v.pixels + i] = double(to_value(p[i * v.stride_n])) >= threshold;
-    }
-  }
-  const auto bad = std::find(invalid.begin(), invalid.end(), 1);
-  if (bad != invalid.end()) invalid_values(v, bad - invalid.begin());
+  for_each_class<S>(v, o.num_threads, [&](int64_t s, std::vector<double>& values) {
+    cuts[size_t(s)] = solve_sorted(values, o, winners.empty() ? -1 : int(winners[size_t(s)]));
+    if (!mask) return;
+    const S* p = slab_data<S>(v, s);
+    const double threshold = cuts[size_t(s)].threshold;
+    for (int64_t i = 0; i < v.pixels; ++i) mask[s * v.pixels + i] = double(to_value(p[i * v.stride_n])) >= threshold;
+  });
   return cuts;
 }
 
@@ -134,25 +137,11 @@ void sorted_multiclass(const ProbsView& probs, const SortedOptions& options, Una
 void expected_scores(const ProbsView& probs, const bool* masks, Metric metric, double smooth, double empty,
                      int num_threads, double* out) {
   with_storage_type(probs.dtype, [&](auto tag) {
-    using S = decltype(tag);
-    const int64_t slabs = probs.batch * probs.classes;
-    std::vector<uint8_t> invalid(static_cast<size_t>(slabs), 0);
-#pragma omp parallel num_threads(num_threads)
-    {
-      std::vector<double> values;
-#pragma omp for schedule(dynamic, 1)
-      for (int64_t s = 0; s < slabs; ++s) {
-        if (!read_class<S>(probs, s, values)) {
-          invalid[size_t(s)] = 1;
-          continue;
-        }
-        const auto* selected = reinterpret_cast<const uint8_t*>(masks + s * probs.pixels);
-        out[s] = metric == Metric::dice ? expected_dice(values.data(), selected, probs.pixels, smooth, empty)
-                                        : expected_iou(values.data(), selected, probs.pixels, smooth, empty);
-      }
-    }
-    const auto bad = std::find(invalid.begin(), invalid.end(), 1);
-    if (bad != invalid.end()) invalid_values(probs, bad - invalid.begin());
+    for_each_class<decltype(tag)>(probs, num_threads, [&](int64_t s, const std::vector<double>& values) {
+      const auto* selected = reinterpret_cast<const uint8_t*>(masks + s * probs.pixels);
+      out[s] = metric == Metric::dice ? expected_dice(values.data(), selected, probs.pixels, smooth, empty)
+                                      : expected_iou(values.data(), selected, probs.pixels, smooth, empty);
+    });
   });
 }
 
