@@ -137,6 +137,17 @@ inline void check_call(cudaError_t error, const char* what) {
 
 __host__ __device__ inline int64_t tiles_per_slab(int64_t pixels) { return (pixels + kTile - 1) / kTile; }
 
+// The tile a streaming block reads: pixels [begin, end) of slab `slab` (for the merge kernels, of image
+// `slab`: their grid runs over images instead of classes).
+struct Tile {
+  int64_t slab, begin, end;
+};
+__device__ inline Tile this_tile(int64_t pixels) {
+  const int64_t tiles = tiles_per_slab(pixels);
+  const int64_t begin = (blockIdx.x % tiles) * kTile;
+  return {int64_t(blockIdx.x) / tiles, begin, begin + kTile < pixels ? begin + kTile : pixels};
+}
+
 // Blocks of a streaming kernel: one per tile of every slab, at most 2^31 - 1 of them.
 inline unsigned streaming_blocks(int64_t slabs, int64_t pixels) {
   const int64_t blocks = slabs * tiles_per_slab(pixels);

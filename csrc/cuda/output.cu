@@ -15,9 +15,7 @@ constexpr int kClassesPerRound = 1024;  // selecting classes staged in shared me
 template <class S>
 __global__ void __launch_bounds__(kThreads) write_masks_kernel(Slabs<S> slabs, const ClassCut* cuts, bool* out) {
   using V = value_t<S>;
-  const int64_t tiles = tiles_per_slab(slabs.pixels);
-  const int64_t slab = blockIdx.x / tiles, begin = (blockIdx.x % tiles) * kTile;
-  const int64_t end = begin + kTile < slabs.pixels ? begin + kTile : slabs.pixels;
+  const auto [slab, begin, end] = this_tile(slabs.pixels);
   const ClassCut cut = cuts[slab];
   const V threshold = V(cut.threshold);  // exact: every cut lies on a value of the input's type
   const S* p = slabs.base(slab);
@@ -31,8 +29,7 @@ template <class S>
 __global__ void __launch_bounds__(kThreads) label_safe_kernel(Slabs<S> slabs, const ClassCut* cuts,
                                                               SlabStats* stats, int64_t* out) {
   using V = value_t<S>;
-  const int64_t tiles = tiles_per_slab(slabs.pixels);
-  const int64_t image = blockIdx.x / tiles, begin = (blockIdx.x % tiles) * kTile;
+  const auto [image, begin, end] = this_tile(slabs.pixels);
   const ClassCut* image_cuts = cuts + image * slabs.classes;
 
   __shared__ int32_t staged_class[kClassesPerRound];
@@ -59,7 +56,7 @@ __global__ void __launch_bounds__(kThreads) label_safe_kernel(Slabs<S> slabs, co
       const S* p = slabs.base(image * slabs.classes + c);
       for (int j = 0; j < kItems; ++j) {
         const int64_t i = begin + threadIdx.x + int64_t(j) * kThreads;
-        if (i < slabs.pixels && load(p + i) >= staged_threshold[k]) {
+        if (i < end && load(p + i) >= staged_threshold[k]) {
           hits[j] = hits[j] < 2 ? hits[j] + 1 : 2;
           owner[j] = c;
         }
@@ -71,7 +68,7 @@ __global__ void __launch_bounds__(kThreads) label_safe_kernel(Slabs<S> slabs, co
   const unsigned lane = threadIdx.x % 32;
   for (int j = 0; j < kItems; ++j) {
     const int64_t i = begin + threadIdx.x + int64_t(j) * kThreads;
-    const bool inside = i < slabs.pixels;
+    const bool inside = i < end;
     const bool safe = inside && hits[j] == 1;
     if (inside) out[image * slabs.pixels + i] = safe ? int64_t(owner[j]) : hits[j] == 0 ? kUnselected : kContested;
     // Lanes of a warp holding pixels of the same class add them together; the lowest one does the atomics.
@@ -106,9 +103,7 @@ __global__ void __launch_bounds__(kThreads) resolve_kernel(Slabs<S> slabs, const
                                                            const PixelGain* gains, Unassigned policy,
                                                            int64_t void_index, int64_t* out) {
   using V = value_t<S>;
-  const int64_t tiles = tiles_per_slab(slabs.pixels);
-  const int64_t image = blockIdx.x / tiles, begin = (blockIdx.x % tiles) * kTile;
-  const int64_t end = begin + kTile < slabs.pixels ? begin + kTile : slabs.pixels;
+  const auto [image, begin, end] = this_tile(slabs.pixels);
   const ClassCut* image_cuts = cuts + image * slabs.classes;
   const PixelGain* image_gains = gains + image * slabs.classes;
 

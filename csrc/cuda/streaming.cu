@@ -25,9 +25,7 @@ struct CombineTotals {
 template <class S>
 __global__ void __launch_bounds__(kThreads) first_pass_kernel(Slabs<S> slabs, SlabStats* stats, u64* first_invalid) {
   using V = value_t<S>;
-  const int64_t tiles = tiles_per_slab(slabs.pixels);
-  const int64_t slab = blockIdx.x / tiles, begin = (blockIdx.x % tiles) * kTile;
-  const int64_t end = begin + kTile < slabs.pixels ? begin + kTile : slabs.pixels;
+  const auto [slab, begin, end] = this_tile(slabs.pixels);
   const S* p = slabs.base(slab);
 
   TileTotals t{0, 0, 0, 0, 0};
@@ -69,9 +67,7 @@ __global__ void __launch_bounds__(kThreads) gather_band_kernel(Slabs<S> slabs, P
                                                                u64* chunk_counts, int64_t chunks_per_slab, S* band,
                                                                int64_t band_capacity) {
   using V = value_t<S>;
-  const int64_t tiles = tiles_per_slab(slabs.pixels);
-  const int64_t slab = blockIdx.x / tiles, begin = (blockIdx.x % tiles) * kTile;
-  const int64_t end = begin + kTile < slabs.pixels ? begin + kTile : slabs.pixels;
+  const auto [slab, begin, end] = this_tile(slabs.pixels);
   SlabStats& st = stats[slab];
   const Route route = route_of(problem, st, double(value_of_bits<V>(st.max_bits)));
   if (route != Route::threshold && route != Route::smoothed_band) return;
