@@ -97,21 +97,22 @@ def methods():
 
 def evaluate(s: Setting, draws: int, seed: int = 0) -> list[tuple]:
     probs, present = simulate(s, seed)
-    truths = draw_truths(probs, draws, seed + 1)
+    labels = torch.arange(s.classes).view(1, -1, 1, 1)
+    truths = [t.unsqueeze(1) == labels for t in draw_truths(probs, draws, seed + 1)]  # one-hot, per draw
     rows = []
     for name, (run, _) in methods().items():
         run(probs)  # warm-up
         start = time.perf_counter()
         pred = run(probs)
         elapsed = time.perf_counter() - start
-        masks = pred if pred.dtype == torch.bool else pred.unsqueeze(1) == torch.arange(s.classes).view(1, -1, 1, 1)
+        masks = pred if pred.dtype == torch.bool else pred.unsqueeze(1) == labels
         expected = [
             torch.stack([f(probs[b : b + 1, present[b]], masks[b : b + 1, present[b]]) for b in range(s.batch)])
             for f in (metrics.expected_dice, metrics.expected_iou)
         ]
         sampled = []
         for f in (metrics.dice, metrics.iou):
-            scores = [f(masks, truths[d].unsqueeze(1) == torch.arange(s.classes).view(1, -1, 1, 1)) for d in range(draws)]
+            scores = [f(masks, truth) for truth in truths]
             sampled.append(torch.stack(scores)[:, present].nanmean().item())
         rows.append((name, expected[0].mean().item(), sampled[0], expected[1].mean().item(), sampled[1], elapsed))
     return rows
