@@ -88,7 +88,8 @@ struct Slabs {
   const S* data;
   int64_t classes, pixels, stride_b, stride_c;
 
-  __device__ const S* base(int64_t s) const { return data + (s / classes) * stride_b + (s % classes) * stride_c; }
+  __device__ const S* base(int64_t s) const { return at(s / classes, s % classes); }
+  __device__ const S* at(int64_t image, int64_t c) const { return data + image * stride_b + c * stride_c; }
 };
 
 template <class S>
@@ -135,22 +136,24 @@ inline void check_call(cudaError_t error, const char* what) {
   if (error != cudaSuccess) throw std::runtime_error(std::string("rankseg: ") + what + ": " + cudaGetErrorString(error));
 }
 
-__host__ __device__ inline int64_t tiles_per_slab(int64_t pixels) { return (pixels + kTile - 1) / kTile; }
+__host__ __device__ inline int64_t tiles_per_slab(int64_t pixels, int64_t tile = kTile) {
+  return (pixels + tile - 1) / tile;
+}
 
 // The tile a streaming block reads: pixels [begin, end) of slab `slab` (for the merge kernels, of image
 // `slab`: their grid runs over images instead of classes).
 struct Tile {
   int64_t slab, begin, end;
 };
-__device__ inline Tile this_tile(int64_t pixels) {
-  const int64_t tiles = tiles_per_slab(pixels);
-  const int64_t begin = (blockIdx.x % tiles) * kTile;
-  return {int64_t(blockIdx.x) / tiles, begin, begin + kTile < pixels ? begin + kTile : pixels};
+__device__ inline Tile this_tile(int64_t pixels, int64_t tile = kTile) {
+  const int64_t tiles = tiles_per_slab(pixels, tile);
+  const int64_t begin = (blockIdx.x % tiles) * tile;
+  return {int64_t(blockIdx.x) / tiles, begin, begin + tile < pixels ? begin + tile : pixels};
 }
 
 // Blocks of a streaming kernel: one per tile of every slab, at most 2^31 - 1 of them.
-inline unsigned streaming_blocks(int64_t slabs, int64_t pixels) {
-  const int64_t blocks = slabs * tiles_per_slab(pixels);
+inline unsigned streaming_blocks(int64_t slabs, int64_t pixels, int64_t tile = kTile) {
+  const int64_t blocks = slabs * tiles_per_slab(pixels, tile);
   if (blocks > int64_t(0x7fffffff)) throw std::invalid_argument("probs is too large for one CUDA call");
   return unsigned(blocks);
 }

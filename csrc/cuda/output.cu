@@ -11,6 +11,9 @@ namespace {
 constexpr int64_t kUnselected = -1;  // placeholders between the merge's two passes, always overwritten
 constexpr int64_t kContested = -2;
 constexpr int kClassesPerRound = 1024;  // selecting classes staged in shared memory at a time
+// The merge reads every class of a pixel, so its tiles are small: enough blocks even for one image.
+constexpr int kMergeItems = 4;
+constexpr int64_t kMergeTile = kThreads * kMergeItems;
 
 template <class S>
 __global__ void __launch_bounds__(kThreads) write_masks_kernel(Slabs<S> slabs, const ClassCut* cuts, bool* out) {
@@ -29,7 +32,7 @@ template <class S>
 __global__ void __launch_bounds__(kThreads) label_safe_kernel(Slabs<S> slabs, const ClassCut* cuts,
                                                               SlabStats* stats, int64_t* out) {
   using V = value_t<S>;
-  const auto [image, begin, end] = this_tile(slabs.pixels);
+  const auto [image, begin, end] = this_tile(slabs.pixels, kMergeTile);
   const ClassCut* image_cuts = cuts + image * slabs.classes;
 
   __shared__ int32_t staged_class[kClassesPerRound];
@@ -37,8 +40,9 @@ __global__ void __launch_bounds__(kThreads) label_safe_kernel(Slabs<S> slabs, co
   __shared__ int staged;
   __shared__ u64 lane_q[kThreads];
 
-  uint8_t hits[kItems] = {};
-  int32_t owner[kItems] = {};
+  uint8_t hits[kMergeItems] = {};
+  int32_t owner[kMergeItems] = {};
+  V owner_value[kMergeItems] = {};
   for (int64_t first = 0; first < slabs.classes; first += kClassesPerRound) {
     if (threadIdx.x == 0) staged = 0;
     __syncthreads();
@@ -53,12 +57,19 @@ __global__ void __launch_bounds__(kThreads) label_safe_kernel(Slabs<S> slabs, co
     __syncthreads();
     for (int k = 0; k < staged; ++k) {
       const int32_t c = staged_class[k];
-      const S* p = slabs.base(image * slabs.classes + c);
-      for (int j = 0; j < kItems; ++j) {
+      const S* p = slabs.at(image, c);
+      V v[kMergeItems];
+#pragma unroll
+      for (int j = 0; j < kMergeItems; ++j) {
         const int64_t i = begin + threadIdx.x + int64_t(j) * kThreads;
-        if (i < end && load(p + i) >= staged_threshold[k]) {
+        v[j] = i < end ? load(p + i) : V(-1);  // -1 is below every threshold
+      }
+#pragma unroll
+      for (int j = 0; j < kMergeItems; ++j) {
+        if (v[j] >= staged_threshold[k]) {
           hits[j] = hits[j] < 2 ? hits[j] + 1 : 2;
           owner[j] = c;
+          owner_value[j] = v[j];
         }
       }
     }
@@ -66,13 +77,14 @@ __global__ void __launch_bounds__(kThreads) label_safe_kernel(Slabs<S> slabs, co
   }
 
   const unsigned lane = threadIdx.x % 32;
-  for (int j = 0; j < kItems; ++j) {
+#pragma unroll
+  for (int j = 0; j < kMergeItems; ++j) {
     const int64_t i = begin + threadIdx.x + int64_t(j) * kThreads;
     const bool inside = i < end;
     const bool safe = inside && hits[j] == 1;
     if (inside) out[image * slabs.pixels + i] = safe ? int64_t(owner[j]) : hits[j] == 0 ? kUnselected : kContested;
     // Lanes of a warp holding pixels of the same class add them together; the lowest one does the atomics.
-    lane_q[threadIdx.x] = safe ? fixed_point(double(load(slabs.base(image * slabs.classes + owner[j]) + i))) : 0;
+    lane_q[threadIdx.x] = safe ? fixed_point(double(owner_value[j])) : 0;
     __syncwarp();
     const unsigned group = __match_any_sync(0xffffffffu, safe ? owner[j] : -1);
     if (safe && lane == unsigned(__ffs(group) - 1)) {
@@ -103,37 +115,59 @@ __global__ void __launch_bounds__(kThreads) resolve_kernel(Slabs<S> slabs, const
                                                            const PixelGain* gains, Unassigned policy,
                                                            int64_t void_index, int64_t* out) {
   using V = value_t<S>;
-  const auto [image, begin, end] = this_tile(slabs.pixels);
+  const auto [image, begin, end] = this_tile(slabs.pixels, kMergeTile);
   const ClassCut* image_cuts = cuts + image * slabs.classes;
   const PixelGain* image_gains = gains + image * slabs.classes;
+  int64_t* labels = out + image * slabs.pixels;
 
   bool any = false;
   for (int64_t c = threadIdx.x; c < slabs.classes; c += kThreads) any = any || image_cuts[c].active;
   const bool any_active = __syncthreads_or(any);
 
-  for (int64_t i = begin + threadIdx.x; i < end; i += kThreads) {
-    int64_t& label = out[image * slabs.pixels + i];
-    if (label >= 0) continue;
-    const bool contested = label == kContested;
-    if (!contested && policy == Unassigned::void_label) {
-      label = void_index;
-      continue;
+  bool open[kMergeItems], contested[kMergeItems];
+  double best[kMergeItems];
+  int64_t choice[kMergeItems];
+  bool any_open = false;
+#pragma unroll
+  for (int j = 0; j < kMergeItems; ++j) {
+    const int64_t i = begin + threadIdx.x + int64_t(j) * kThreads;
+    const int64_t label = i < end ? labels[i] : 0;
+    contested[j] = label == kContested;
+    open[j] = label < 0;
+    if (open[j] && !contested[j] && policy == Unassigned::void_label) {
+      labels[i] = void_index;
+      open[j] = false;
     }
-    double best = -HUGE_VAL;
-    int64_t choice = 0;
-    for (int64_t c = 0; c < slabs.classes; ++c) {
-      const ClassCut& cut = image_cuts[c];
-      if (contested ? cut.volume == 0 : (any_active && !cut.active)) continue;
-      const V v = load(slabs.base(image * slabs.classes + c) + i);
-      if (contested && !(v >= V(cut.threshold))) continue;
-      const double gain = image_gains[c](double(v));
-      if (gain > best) {
-        best = gain;
-        choice = c;
+    best[j] = -HUGE_VAL;
+    choice[j] = 0;
+    any_open = any_open || open[j];
+  }
+  if (!any_open) return;
+
+  // Classes outer, this thread's pixels inner: the loads of one class are independent and issued together.
+  for (int64_t c = 0; c < slabs.classes; ++c) {
+    const ClassCut& cut = image_cuts[c];
+    const bool selecting = cut.volume > 0;
+    const bool eligible_unselected = !any_active || cut.active;
+    if (!selecting && !eligible_unselected) continue;
+    const S* p = slabs.at(image, c);
+    const V threshold = V(cut.threshold);
+    V v[kMergeItems];
+#pragma unroll
+    for (int j = 0; j < kMergeItems; ++j) v[j] = open[j] ? load(p + begin + threadIdx.x + int64_t(j) * kThreads) : V(0);
+#pragma unroll
+    for (int j = 0; j < kMergeItems; ++j) {
+      if (!open[j] || !(contested[j] ? selecting && v[j] >= threshold : eligible_unselected)) continue;
+      const double gain = image_gains[c](double(v[j]));
+      if (gain > best[j]) {  // strictly larger: the lowest index wins ties
+        best[j] = gain;
+        choice[j] = c;
       }
     }
-    label = choice;
   }
+#pragma unroll
+  for (int j = 0; j < kMergeItems; ++j)
+    if (open[j]) labels[begin + threadIdx.x + int64_t(j) * kThreads] = choice[j];
 }
 
 }  // namespace
@@ -147,7 +181,7 @@ void launch_write_masks(const Slabs<S>& slabs, int64_t count, const ClassCut* cu
 template <class S>
 void launch_merge(const Slabs<S>& slabs, int64_t batch, const Problem& problem, Unassigned policy,
                   int64_t void_index, const Parts& parts, int64_t* out, cudaStream_t stream) {
-  const unsigned blocks = streaming_blocks(batch, slabs.pixels);
+  const unsigned blocks = streaming_blocks(batch, slabs.pixels, kMergeTile);
   label_safe_kernel<S><<<blocks, kThreads, 0, stream>>>(slabs, parts.cuts, parts.stats, out);
   check_launch("label_safe");
   const int64_t count = batch * slabs.classes;

@@ -26,10 +26,23 @@ struct Domain {
 
   template <class F>
   __device__ void for_each(F&& f) const {
-    for (int64_t i = threadIdx.x; i < count; i += kSolverThreads) {
-      const V v = load(data + i);
-      if (!filtered || (v >= lo && v <= hi)) f(v);
+    // kUnroll loads in flight per thread: one block per class reads its whole domain on every search step.
+    constexpr int kUnroll = 8;
+    int64_t i = threadIdx.x;
+    for (; i + (kUnroll - 1) * kSolverThreads < count; i += kUnroll * kSolverThreads) {
+      V v[kUnroll];
+#pragma unroll
+      for (int k = 0; k < kUnroll; ++k) v[k] = load(data + i + k * kSolverThreads);
+#pragma unroll
+      for (int k = 0; k < kUnroll; ++k) visit(v[k], f);
     }
+    for (; i < count; i += kSolverThreads) visit(load(data + i), f);
+  }
+
+ private:
+  template <class F>
+  __device__ void visit(V v, F& f) const {
+    if (!filtered || (v >= lo && v <= hi)) f(v);
   }
 };
 

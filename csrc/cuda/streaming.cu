@@ -28,18 +28,24 @@ __global__ void __launch_bounds__(kThreads) first_pass_kernel(Slabs<S> slabs, Sl
   const auto [slab, begin, end] = this_tile(slabs.pixels);
   const S* p = slabs.base(slab);
 
+  // Every load of the tile is issued before any is used: enough bytes in flight to stream at full bandwidth.
+  V v[kItems];
+#pragma unroll
+  for (int k = 0; k < kItems; ++k) {
+    const int64_t i = begin + threadIdx.x + int64_t(k) * kThreads;
+    v[k] = i < end ? load(p + i) : V(0);
+  }
   TileTotals t{0, 0, 0, 0, 0};
-#pragma unroll 4
-  for (int64_t i = begin + threadIdx.x; i < end; i += kThreads) {
-    const V v = load(p + i);
-    const bool valid = v >= V(0) && v <= V(1);
+#pragma unroll
+  for (int k = 0; k < kItems; ++k) {
+    const bool valid = v[k] >= V(0) && v[k] <= V(1);
     t.invalid |= !valid;
     if (!valid) continue;
-    const u64 q = fixed_point(double(v));
+    const u64 q = fixed_point(double(v[k]));
     t.sum += q;
-    const u64 bits = value_bits(v);
+    const u64 bits = value_bits(v[k]);
     t.max_bits = bits > t.max_bits ? bits : t.max_bits;
-    if (v > V(0.5)) {
+    if (v[k] > V(0.5)) {
       t.above_count += 1;
       t.above_sum += q;
     }
@@ -74,16 +80,20 @@ __global__ void __launch_bounds__(kThreads) gather_band_kernel(Slabs<S> slabs, P
   const V lo = band_search<V>(problem, st, route).threshold();
   const S* p = slabs.base(slab);
 
-  S kept[kItems];
-  int count = 0;
+  // Raw values and flags in registers (static indices), all loads issued first.
+  S raw[kItems];
 #pragma unroll
   for (int k = 0; k < kItems; ++k) {
     const int64_t i = begin + threadIdx.x + int64_t(k) * kThreads;
-    if (i < end) {
-      const S raw = p[i];
-      const V v = to_value(raw);
-      if (v >= lo && v <= V(0.5)) kept[count++] = raw;
-    }
+    raw[k] = i < end ? p[i] : S{};
+  }
+  bool keep[kItems];
+  int count = 0;
+#pragma unroll
+  for (int k = 0; k < kItems; ++k) {
+    const V v = to_value(raw[k]);
+    keep[k] = begin + threadIdx.x + int64_t(k) * kThreads < end && v >= lo && v <= V(0.5);
+    count += keep[k];
   }
   using Scan = cub::BlockScan<int, kThreads>;
   __shared__ typename Scan::TempStorage scratch;
@@ -97,9 +107,12 @@ __global__ void __launch_bounds__(kThreads) gather_band_kernel(Slabs<S> slabs, P
   __syncthreads();
   if (total == 0) return;
   S* out = band + slab * band_capacity;
-  for (int k = 0; k < count; ++k) {
-    const u64 at = start + u64(offset + k);
-    if (at < u64(band_capacity)) out[at] = kept[k];
+  u64 at = start + u64(offset);
+#pragma unroll
+  for (int k = 0; k < kItems; ++k) {
+    if (!keep[k]) continue;
+    if (at < u64(band_capacity)) out[at] = raw[k];
+    ++at;
   }
 }
 

@@ -7,7 +7,6 @@ from importlib import metadata
 import torch
 
 from . import _C
-from ._ops import gpu_kernels_enabled
 
 
 def version() -> str:
@@ -19,9 +18,9 @@ def version() -> str:
 
 
 def cuda_available() -> bool:
-    """Whether CUDA kernels are compiled in, enabled, and a CUDA device is usable: then CUDA tensors are solved
-    on the GPU. (In this version the kernels are off unless RANKSEG_UNVERIFIED_CUDA_KERNELS=1.)"""
-    return gpu_kernels_enabled() and _C.cuda_device_count() > 0 and torch.cuda.is_available()
+    """Whether CUDA kernels are compiled in and a CUDA device is usable: then CUDA tensors are solved on the
+    GPU."""
+    return _C.cuda_compiled() and _C.cuda_device_count() > 0 and torch.cuda.is_available()
 
 
 def build_info() -> dict:
@@ -31,7 +30,6 @@ def build_info() -> dict:
     return {
         "version": version(),
         "cuda": _C.cuda_compiled(),
-        "cuda_kernels_enabled": gpu_kernels_enabled(),
         "cuda_archs": _C.cuda_architectures().split(),
         "cuda_runtime": f"{runtime // 1000}.{runtime % 1000 // 10}" if runtime else None,
         "cuda_devices": _C.cuda_device_count(),

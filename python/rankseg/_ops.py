@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import math
-import os
 import warnings
 
 import torch
@@ -38,30 +37,19 @@ def _describe(t: torch.Tensor) -> tuple:
     return (t.data_ptr(), _DTYPE_CODES[t.dtype], t.device.type, index, tuple(t.shape), tuple(t.stride()))
 
 
-def gpu_kernels_enabled() -> bool:
-    """Whether CUDA tensors go to the compiled CUDA kernels. They are compiled in CUDA builds but have not yet
-    been verified on a GPU, so they run only when RANKSEG_UNVERIFIED_CUDA_KERNELS=1 is set (for testing them)."""
-    return _C.cuda_compiled() and os.environ.get("RANKSEG_UNVERIFIED_CUDA_KERNELS") == "1"
-
-
 def _on_gpu(probs: torch.Tensor) -> bool:
     """Whether the CUDA kernels take this call; otherwise a CUDA tensor goes through the host."""
     if probs.device.type != "cuda":
         return False
-    if gpu_kernels_enabled():
+    if _C.cuda_compiled():
         return True
     global _warned_host_fallback
     if not _warned_host_fallback:
         _warned_host_fallback = True
-        why = (
-            "its CUDA kernels are not yet verified on a GPU and are off unless RANKSEG_UNVERIFIED_CUDA_KERNELS=1"
-            if _C.cuda_compiled()
-            else "this build has no CUDA kernels (build with a CUDA toolkit present, or RANKSEG_CUDA=ON; see the "
-            "README)"
-        )
         warnings.warn(
-            f"rankseg copies CUDA tensors to the host and solves them on the CPU (slow, and it synchronises the "
-            f"stream): {why}",
+            "rankseg copies CUDA tensors to the host and solves them on the CPU (slow, and it synchronises the "
+            "stream): this build has no CUDA kernels (build with a CUDA toolkit present, or RANKSEG_CUDA=ON; see "
+            "the README)",
             RuntimeWarning,
             stacklevel=4,
         )
