@@ -94,6 +94,33 @@ rankseg::RmaOptions options(int metric, double smooth, double pruning_prob, int 
   return {rankseg::Metric(metric), smooth, pruning_prob, num_threads, rankseg::Pruning(pruning)};
 }
 
+// A solve trace for a call whose `trace` argument is a dict (CPU only), written into that dict afterwards.
+class TraceRequest {
+ public:
+  TraceRequest(const py::object& trace, const rankseg::Device& device) {
+    if (trace.is_none()) return;
+    if (!py::isinstance<py::dict>(trace)) throw py::type_error("trace must be a dict or None");
+    if (device.type != rankseg::DeviceType::cpu) throw std::invalid_argument("trace is recorded on the CPU only");
+    dict_ = trace;
+  }
+  rankseg::SolveTrace* target() { return dict_.is_none() ? nullptr : &trace_; }
+  void write_back() const {
+    if (dict_.is_none()) return;
+    py::dict d = dict_;
+    d["per_class"] = trace_.per_class;
+    d["chunk_parallel"] = trace_.chunk_parallel;
+    d["threshold_band"] = trace_.threshold_band;
+    d["threshold_full"] = trace_.threshold_full;
+    d["smoothed_band"] = trace_.smoothed_band;
+    d["histogram"] = trace_.histogram;
+    d["max_steps"] = trace_.max_steps;
+  }
+
+ private:
+  py::object dict_ = py::none();
+  rankseg::SolveTrace trace_;
+};
+
 // The sorting solvers and expected scores run on the CPU only.
 rankseg::ProbsView cpu_probs_view(const Descriptor& d) {
   if (device_of(d, "probs", 0).type != rankseg::DeviceType::cpu)
@@ -118,39 +145,53 @@ PYBIND11_MODULE(_C, m) {
       "rma_multilabel",
       [](const Descriptor& probs, const Descriptor& out, int metric, double smooth, double pruning_prob,
          int num_threads, uintptr_t stream, const std::optional<Descriptor>& workspace,
-         const std::optional<Descriptor>& first_invalid) {
+         const std::optional<Descriptor>& first_invalid, const py::object& trace) {
         const rankseg::ProbsView view = probs_view(probs);
         const rankseg::Device device = device_of(probs, "probs", stream);
         auto* mask =
             static_cast<bool*>(contiguous_ptr(out, "out", rankseg::DType::boolean, sizes_of(probs), device));
         const rankseg::Workspace ws = workspace_of(workspace, device);
         int64_t* invalid = first_invalid_of(first_invalid, device);
-        py::gil_scoped_release release;
-        rankseg::rma_multilabel(view, options(metric, smooth, pruning_prob, num_threads), device, ws, mask, invalid);
+        TraceRequest traced(trace, device);
+        rankseg::RmaOptions o = options(metric, smooth, pruning_prob, num_threads);
+        o.trace = traced.target();
+        {
+          py::gil_scoped_release release;
+          rankseg::rma_multilabel(view, o, device, ws, mask, invalid);
+        }
+        traced.write_back();
       },
       py::arg("probs"), py::arg("out"), py::arg("metric"), py::arg("smooth"), py::arg("pruning_prob"),
       py::arg("num_threads"), py::arg("stream") = 0, py::arg("workspace") = py::none(),
-      py::arg("first_invalid") = py::none(), "RMA masks (B, C, N) bool for probabilities (B, C, N).");
+      py::arg("first_invalid") = py::none(), py::arg("trace") = py::none(),
+      "RMA masks (B, C, N) bool for probabilities (B, C, N); a dict `trace` receives the branches taken.");
 
   m.def(
       "rma_multiclass",
       [](const Descriptor& probs, const Descriptor& out, int metric, double smooth, double pruning_prob,
          int unassigned, int64_t void_index, int num_threads, uintptr_t stream,
-         const std::optional<Descriptor>& workspace, const std::optional<Descriptor>& first_invalid, int pruning) {
+         const std::optional<Descriptor>& workspace, const std::optional<Descriptor>& first_invalid, int pruning,
+         const py::object& trace) {
         const rankseg::ProbsView view = probs_view(probs);
         const rankseg::Device device = device_of(probs, "probs", stream);
         const std::vector<int64_t> shape{view.batch, view.pixels};
         auto* labels = static_cast<int64_t*>(contiguous_ptr(out, "out", rankseg::DType::int64, shape, device));
         const rankseg::Workspace ws = workspace_of(workspace, device);
         int64_t* invalid = first_invalid_of(first_invalid, device);
-        py::gil_scoped_release release;
-        rankseg::rma_multiclass(view, options(metric, smooth, pruning_prob, num_threads, pruning),
-                                rankseg::Unassigned(unassigned), void_index, device, ws, labels, invalid);
+        TraceRequest traced(trace, device);
+        rankseg::RmaOptions o = options(metric, smooth, pruning_prob, num_threads, pruning);
+        o.trace = traced.target();
+        {
+          py::gil_scoped_release release;
+          rankseg::rma_multiclass(view, o, rankseg::Unassigned(unassigned), void_index, device, ws, labels, invalid);
+        }
+        traced.write_back();
       },
       py::arg("probs"), py::arg("out"), py::arg("metric"), py::arg("smooth"), py::arg("pruning_prob"),
       py::arg("unassigned"), py::arg("void_index"), py::arg("num_threads"), py::arg("stream") = 0,
       py::arg("workspace") = py::none(), py::arg("first_invalid") = py::none(), py::arg("pruning") = 0,
-      "RMA label map (B, N) int64 for probabilities (B, C, N).");
+      py::arg("trace") = py::none(),
+      "RMA label map (B, N) int64 for probabilities (B, C, N); a dict `trace` receives the branches taken.");
 
   m.def(
       "sorted_multilabel",

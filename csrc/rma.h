@@ -30,12 +30,24 @@ struct ProbsView {
 // output only) those that win the argmax over classes at some pixel of the image.
 enum class Pruning : int { max_prob = 0, argmax = 1 };
 
+// Which branches of the CPU solver a call took, counted per (image, class), so tests can prove each one runs.
+struct SolveTrace {
+  int64_t per_class = 0;       // solved by one thread, one class per thread
+  int64_t chunk_parallel = 0;  // solved by the whole team, each thread taking chunks of the class
+  int64_t threshold_band = 0;  // threshold search over the gathered band
+  int64_t threshold_full = 0;  // threshold search by passes over every pixel (band too large to gather)
+  int64_t smoothed_band = 0;   // Dice s > 0 refined from the band of the ratio search
+  int64_t histogram = 0;       // Dice s > 0 by a histogram of the whole class
+  int64_t max_steps = 0;       // most threshold-search steps one class took
+};
+
 struct RmaOptions {
   Metric metric;
   double smooth;
   double pruning_prob;
   int num_threads;  // CPU threads
   Pruning pruning = Pruning::max_prob;
+  SolveTrace* trace = nullptr;  // CPU only: when given, filled in
 };
 
 // Scratch memory handed in by the caller (a torch allocation on the probabilities' device), of at least

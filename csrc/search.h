@@ -69,15 +69,18 @@ RANKSEG_HOST_DEVICE V smallest_above(double t) {
 
 // Dinkelbach's iteration for the threshold forms (Dice with s = 0, IoU; scores.h), one step at a time: from
 // a mask of score l, the mask {p > pixel_threshold(l)} scores at least as well, and strictly better unless l
-// is optimal. Scores rise and masks shrink at every step, so it ends; the first mask that does not improve
-// is the smallest optimal one. It starts from {p > 1/2}, which every optimal mask contains.
+// is optimal. The first mask that does not improve is the smallest optimal one. It starts from {p > 1/2},
+// which every optimal mask contains.
+//
+// It ends, with no step cap, by the code's own comparisons (no rounding argument is needed): take() asks for
+// another step only when the next threshold t' exceeds u.min, the smallest value the mask {p >= t} just
+// selected, and u.min >= t. So the next mask {p >= t'} lies inside this one and lacks the pixel at u.min:
+// every further step removes at least one distinct value, and a class of n pixels takes at most n + 1 steps.
 template <class V>
 struct ThresholdSearch {
-  static constexpr int kMaxSteps = 1000;  // a safety net: each step removes at least one distinct value
-
   VolumeScore score;
   Best best;
-  int steps = 0;
+  int64_t steps = 0;  // upper sets taken (reported by the CPU's solve trace)
 
   // above_half, above_half_sum: the pixels with p > 1/2.
   RANKSEG_HOST_DEVICE ThresholdSearch(const VolumeScore& s, int64_t above_half, const ExactSum& above_half_sum)
@@ -92,13 +95,14 @@ struct ThresholdSearch {
   // Takes the upper set at threshold() (with every pixel above 1/2 counted in count and sum; its min may
   // leave them out). Returns whether another step is needed.
   RANKSEG_HOST_DEVICE bool take(const UpperSet& u) {
+    ++steps;
     const V t = threshold();
     if (u.count == 0) return false;
     const double s = score(u.sum.value(), double(u.count));
     const bool improved = s > best.score;
     best.offer(s, u.count, double(t));  // an equal score with fewer pixels still wins the tie
     // Every selected pixel clears the next threshold too: the next mask would be this one.
-    return improved && !(u.min >= double(threshold())) && ++steps < kMaxSteps;
+    return improved && !(u.min >= double(threshold()));
   }
 };
 

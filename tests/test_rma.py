@@ -117,8 +117,9 @@ def test_invalid_value_names_its_image_and_class(layout, mode):
 
 @pytest.mark.parametrize("smooth", [0.0, 1.0], ids=["threshold-passes", "histogram"])
 def test_few_huge_classes_use_chunks(threads, smooth):
-    """One class of more than one chunk (2**20 pixels) is split across threads; results must not change."""
-    probs = make_probs("fields", (1, 2, 3 * 2**20 + 17), seed=11)
+    """One class of three chunks (2**20 pixels) is split across two threads (test_solver_paths.py proves the
+    branch); results must not change."""
+    probs = make_probs("uniform", (1, 1, 3 * 2**20 + 17), seed=11)
     torch.set_num_threads(2)
     two = rankseg.rankseg(probs, smooth=smooth, output_mode="multilabel", pruning_prob=0.0)
     torch.set_num_threads(1)

@@ -56,6 +56,20 @@ struct Scratch {
   int64_t band_room = 0;
 };
 
+// Adds one to a counter of the solve trace, if one was asked for; callers may run in parallel.
+inline void count(SolveTrace* trace, int64_t SolveTrace::*counter) {
+  if (!trace) return;
+  int64_t& c = trace->*counter;
+#pragma omp atomic
+  ++c;
+}
+
+inline void count_steps(SolveTrace* trace, int64_t steps) {
+  if (!trace) return;
+#pragma omp critical(rankseg_trace)
+  trace->max_steps = std::max(trace->max_steps, steps);
+}
+
 // Runs body(j) for every chunk, on the whole team when `parallel`. Callers merge per-chunk results in order.
 template <class F>
 void for_each_chunk(int64_t chunks, bool parallel, int threads, F&& body) {
@@ -99,7 +113,7 @@ struct Band {
 // large to copy is searched by passes over every pixel instead, with the same steps and outcome.
 template <class S>
 Band<value_t<S>> solve_by_threshold(const Pixels<S>& px, bool parallel, int threads, Scratch<value_t<S>>& ws,
-                                    ThresholdSearch<value_t<S>>& search, const Moments& m) {
+                                    ThresholdSearch<value_t<S>>& search, const Moments& m, SolveTrace* trace) {
   using V = value_t<S>;
   const int64_t chunks = px.chunks();
   const int64_t segment = band_capacity<S>(kChunk) + kLanes;
@@ -132,6 +146,7 @@ Band<value_t<S>> solve_by_threshold(const Pixels<S>& px, bool parallel, int thre
   };
   while (search.take(upper_set_at(search.threshold()))) {
   }
+  count_steps(trace, search.steps);
   return banded ? Band<V>{band, segment, std::move(band_size)} : Band<V>{};
 }
 
@@ -249,13 +264,14 @@ void solve_by_histogram(const Pixels<S>& px, const VolumeScore& score, bool para
 // histogrammed and refined. Returns false where this does not apply; `best` is then untouched.
 template <class S>
 bool solve_smoothed_on_band(const Pixels<S>& px, const Moments& m, const VolumeScore& score, bool parallel,
-                            int threads, Scratch<value_t<S>>& ws, Best& best) {
+                            int threads, Scratch<value_t<S>>& ws, Best& best, SolveTrace* trace) {
   using V = value_t<S>;
   // s is kept far above the rounding of R*, so no pixel just past R* can gain by rounding alone.
   if (!(score.mu > score.smooth && score.smooth > 1e-9 * (score.mu + double(px.count)))) return false;
   ThresholdSearch<V> ratio({score.metric, score.mu + score.smooth, 0.0}, m.above_half, m.above_half_sum);
-  const Band<V> band = solve_by_threshold(px, parallel, threads, ws, ratio, m);
+  const Band<V> band = solve_by_threshold(px, parallel, threads, ws, ratio, m, trace);
   if (band.sizes.empty()) return false;
+  count(trace, &SolveTrace::smoothed_band);
 
   const V cut = V(ratio.best.threshold);  // the band values that may join: v >= cut
   const Held held{m.above_half, m.above_half_sum, double(cut)};
@@ -313,13 +329,17 @@ ClassCut solve_class(const Pixels<S>& px, const RmaOptions& options, Scratch<val
     return cut;
   }
 
+  SolveTrace* trace = options.trace;
+  count(trace, parallel ? &SolveTrace::chunk_parallel : &SolveTrace::per_class);
   const VolumeScore score{options.metric, cut.mu, options.smooth};
   Best best{score.empty()};
   if (threshold_form) {
     ThresholdSearch<value_t<S>> search(score, m.above_half, m.above_half_sum);
-    solve_by_threshold(px, parallel, threads, ws, search, m);
+    const bool banded = !solve_by_threshold(px, parallel, threads, ws, search, m, trace).sizes.empty();
+    count(trace, banded ? &SolveTrace::threshold_band : &SolveTrace::threshold_full);
     best = search.best;
-  } else if (!solve_smoothed_on_band(px, m, score, parallel, threads, ws, best)) {
+  } else if (!solve_smoothed_on_band(px, m, score, parallel, threads, ws, best, trace)) {
+    count(trace, &SolveTrace::histogram);
     solve_by_histogram(px, score, parallel, threads, ws, best);
   }
   cut.volume = best.volume;

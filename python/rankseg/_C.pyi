@@ -13,6 +13,7 @@ def rma_multilabel(
     stream: int = 0,
     workspace: Descriptor | None = None,
     first_invalid: Descriptor | None = None,
+    trace: dict[str, int] | None = None,
 ) -> None: ...
 def rma_multiclass(
     probs: Descriptor,
@@ -27,6 +28,7 @@ def rma_multiclass(
     workspace: Descriptor | None = None,
     first_invalid: Descriptor | None = None,
     pruning: int = 0,
+    trace: dict[str, int] | None = None,
 ) -> None: ...
 def sorted_multilabel(
     probs: Descriptor, out: Descriptor, solver: int, smooth: float, pruning_prob: float, eps: float, num_threads: int
