@@ -1,0 +1,95 @@
+"""The `rankseg` command: info, demo (scores and picture), bench, and argument errors without tracebacks."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import rankseg
+from rankseg import cli, demo
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "rankseg", *args], capture_output=True, text=True, timeout=300)
+
+
+def test_info_reports_the_build(capsys):
+    cli.main(["info", "--json"])
+    info = json.loads(capsys.readouterr().out)
+    assert info["version"] == rankseg.__version__
+    assert info["torch"] == torch.__version__
+    assert info["cuda"] == rankseg.build_info()["cuda"]
+    assert info["cuda_kernels"] == rankseg.cuda_available()
+    cli.main(["info"])
+    text = capsys.readouterr().out
+    assert f"rankseg {rankseg.__version__}" in text and "OpenMP" in text and "GPUs visible" in text
+
+
+def test_demo_scores_are_exact_and_rankseg_wins():
+    result = demo.run()
+    assert torch.equal(result.ours, rankseg.rankseg(result.probs))
+    assert torch.equal(result.argmax, result.probs.argmax(1))
+    for name, labels in (("argmax", result.argmax), ("rankseg", result.ours)):
+        expected = rankseg.metrics.expected_dice(result.probs, labels).mean().item()
+        assert result.scores[name]["dice"] == pytest.approx(expected, abs=1e-12)
+    assert result.scores["rankseg"]["dice"] > result.scores["argmax"]["dice"]
+    assert result.scores["rankseg"]["iou"] > result.scores["argmax"]["iou"]
+
+
+def test_demo_writes_the_picture(tmp_path):
+    image = pytest.importorskip("PIL.Image")
+    path = tmp_path / "demo.png"
+    done = run_cli("demo", "--output", str(path))
+    assert done.returncode == 0, done.stderr
+    assert "expected Dice  RankSEG" in done.stdout and str(path) in done.stdout
+    with image.open(path) as picture:
+        assert picture.format == "PNG"
+        assert picture.width > 5 * 256 and picture.height > 256
+        # the RankSEG panel shows the RankSEG labels in the palette's colours
+        from rankseg._picture import GAP, PALETTE, PANEL, TITLE
+
+        labels = demo.run().ours[0]
+        x0 = GAP + 3 * (PANEL + GAP)
+        for y, x in [(10, 10), (128, 200), (250, 40)]:
+            assert picture.getpixel((x0 + x, TITLE + y)) == tuple(int(v) for v in PALETTE[labels[y, x]])
+
+
+def test_bench_quick_prints_the_table(capsys):
+    cli.main(["bench", "--quick"])
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if line.startswith(("multiclass", "multilabel"))]
+    assert len(rows) == 3
+    for row in rows:
+        assert row.split()[-3].endswith("x")  # the ratio column
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        ((), "required"),
+        (("bench", "--device", "tpu"), "invalid choice"),
+        (("demo", "--outptu", "x.png"), "unrecognized arguments"),
+        (("info", "extra"), "unrecognized arguments"),
+    ],
+)
+def test_argument_errors_exit_2_without_traceback(args, message):
+    done = run_cli(*args)
+    assert done.returncode == 2
+    assert message in done.stderr and "Traceback" not in done.stderr
+
+
+def test_bench_on_cuda_without_a_gpu_is_a_usage_error():
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is visible")
+    done = run_cli("bench", "--device", "cuda")
+    assert done.returncode == 2 and "no CUDA device" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_unwritable_picture_path_is_a_clean_error(tmp_path):
+    done = run_cli("demo", "--output", str(tmp_path / "missing" / "demo.png"))
+    assert done.returncode == 1
+    assert "cannot write" in done.stderr and "Traceback" not in done.stderr
