@@ -31,7 +31,7 @@ def test_postprocess(benchmark, batch, impl):
     benchmark.group = f"transformers-postprocess-150x128x128-to-512x512-batch{batch}"
     if impl == "baseline":
         processor = T.SegformerImageProcessorPil()
-        run = lambda: processor.post_process_semantic_segmentation(outputs, target_sizes=sizes)  # noqa: E731
+        run = lambda: processor.post_process_semantic_segmentation(outputs, target_sizes=sizes)
     else:
-        run = lambda: hf.postprocess(outputs, target_sizes=sizes)  # noqa: E731
+        run = lambda: hf.postprocess(outputs, target_sizes=sizes)
     benchmark.pedantic(run, rounds=7, iterations=1, warmup_rounds=1)

@@ -35,8 +35,11 @@ def main() -> int:
         case("multilabel iou", sigmoid, output_mode="multilabel", metric="iou"),
         case("multilabel dice smooth=1", sigmoid, output_mode="multilabel", smooth=1.0, pruning_prob=0.0),
         case("multilabel float16", sigmoid.half(), output_mode="multilabel"),
-        case("multilabel bfloat16 channels_last", sigmoid.bfloat16().contiguous(memory_format=torch.channels_last),
-             output_mode="multilabel"),
+        case(
+            "multilabel bfloat16 channels_last",
+            sigmoid.bfloat16().contiguous(memory_format=torch.channels_last),
+            output_mode="multilabel",
+        ),
         case("multilabel float64 band too large", near_half, output_mode="multilabel"),
         case("multilabel float64 band too large smooth=1", near_half, output_mode="multilabel", smooth=1.0),
         case("multiclass max_score", softmax),

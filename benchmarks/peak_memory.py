@@ -46,7 +46,8 @@ out = rankseg.rankseg(probs, output_mode=mode, **options)
 peak = status("VmHWM")
 input_bytes = probs.numel() * probs.element_size()
 extra = peak - before - out.numel() * out.element_size()
-print(json.dumps({"before_mb": before / 2**20, "peak_mb": peak / 2**20, "input_mb": input_bytes / 2**20, "extra_mb": extra / 2**20, "ratio": extra / input_bytes}))
+mb = {"before_mb": before, "peak_mb": peak, "input_mb": input_bytes, "extra_mb": extra}
+print(json.dumps({**{k: v / 2**20 for k, v in mb.items()}, "ratio": extra / input_bytes}))
 """
 
 

@@ -37,8 +37,11 @@ def main() -> None:
                 segmenter(probs, check_values=False)
             torch.cuda.synchronize()
         print(f"\n== {mode} {shape} {kind}: host enqueue {enqueue * 1e3:.3f} ms per call")
-        rows = [(e.key, e.device_time_total / CALLS, e.count // CALLS) for e in prof.key_averages()
-                if e.device_time_total > 0]
+        rows = [
+            (e.key, e.device_time_total / CALLS, e.count // CALLS)
+            for e in prof.key_averages()
+            if e.device_time_total > 0
+        ]
         for name, us, count in sorted(rows, key=lambda r: -r[1])[:12]:
             print(f"{us / 1e3:9.3f} ms  x{count:<3} {name[:110]}")
         print(f"{sum(r[1] for r in rows) / 1e3:9.3f} ms  total GPU time per call")

@@ -14,10 +14,7 @@ def textbook_rma_masks(probs: torch.Tensor, metric: str = "dice", pruning_prob: 
     selected = torch.cumsum(values, dim=2)
     tau = torch.arange(1, p.shape[2] + 1, dtype=torch.float64)
     mu = p.sum(2, keepdim=True)
-    if metric == "dice":
-        scores = 2 * selected / (mu + tau + 1)
-    else:
-        scores = selected / (mu - selected + tau)
+    scores = 2 * selected / (mu + tau + 1) if metric == "dice" else selected / (mu - selected + tau)
     scores = torch.cat([torch.zeros(b, c, 1, dtype=torch.float64), scores], dim=2)
     volume = scores.argmax(2, keepdim=True)
     volume[p.amax(2, keepdim=True) <= pruning_prob] = 0

@@ -14,8 +14,15 @@ from rankseg.integration import transformers
 
 torch.manual_seed(0)
 config = SegformerConfig(
-    num_encoder_blocks=2, depths=[1, 1], sr_ratios=[2, 1], hidden_sizes=[16, 32], num_attention_heads=[1, 1],
-    decoder_hidden_size=32, num_labels=8, patch_sizes=[7, 3], strides=[4, 2],
+    num_encoder_blocks=2,
+    depths=[1, 1],
+    sr_ratios=[2, 1],
+    hidden_sizes=[16, 32],
+    num_attention_heads=[1, 1],
+    decoder_hidden_size=32,
+    num_labels=8,
+    patch_sizes=[7, 3],
+    strides=[4, 2],
 )
 model = SegformerForSemanticSegmentation(config).eval()
 # Random weights give nearly equal logits for every class; widen the classifier so that, as in a trained

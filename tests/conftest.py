@@ -51,7 +51,9 @@ def make_probs(kind: str, shape: tuple, seed: int, dtype=torch.float32, layout="
         x = torch.randint(0, 2, (b, c, n), generator=g).to(torch.float64)
         x[:, ::3] = 0
         x[:, 1::4] = 1
-        x = torch.where(torch.rand(x.shape, generator=g) < 0.1, torch.rand(x.shape, generator=g, dtype=torch.float64), x)
+        x = torch.where(
+            torch.rand(x.shape, generator=g) < 0.1, torch.rand(x.shape, generator=g, dtype=torch.float64), x
+        )
     elif kind == "fields":  # smooth logit fields: confident interiors, uncertain borders
         low = torch.randn(b, c, 1, max(1, n // 16 + 1), generator=g, dtype=torch.float64) * 4
         x = torch.nn.functional.interpolate(low, size=(1, n), mode="bilinear", align_corners=False)

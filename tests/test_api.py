@@ -129,7 +129,11 @@ def test_probs_value_errors(bad, kwargs, dtype):
         ({"metric": "acc", "solver": "TR"}, ValueError, ["'TR'", "multiclass", "'argmax'"]),
         ({"solver": "BA"}, ValueError, ["'BA'", "multiclass", "'RMA'"]),
         ({"foo": 1}, TypeError, ["'foo'", "'unassigned_policy'", "'void_index'"]),
-        ({"output_mode": "multilabel", "unassigned_policy": "void"}, TypeError, ["'unassigned_policy'", "'safe_screening'"]),
+        (
+            {"output_mode": "multilabel", "unassigned_policy": "void"},
+            TypeError,
+            ["'unassigned_policy'", "'safe_screening'"],
+        ),
         ({"metric": "acc", "solver": "argmax", "eps": 1e-3}, TypeError, ["'eps'", "none"]),
         ({"safe_screening": "sometimes"}, TypeError, ["safe_screening", "'auto'"]),
         ({"unassigned_policy": "drop"}, ValueError, ["unassigned_policy", "'void'"]),

@@ -34,12 +34,29 @@ def raises(exc, *parts):
 
 def test_signatures_of_0_0_x():
     assert list(inspect.signature(rankseg.rankseg_rma).parameters) == [
-        "probs", "metric", "smooth", "output_mode", "pruning_prob", "unassigned_policy", "void_index",
+        "probs",
+        "metric",
+        "smooth",
+        "output_mode",
+        "pruning_prob",
+        "unassigned_policy",
+        "void_index",
         "safe_screening",
     ]
-    assert list(inspect.signature(rankseg.rankdice_ba).parameters) == ["probs", "solver", "smooth", "eps", "pruning_prob"]
+    assert list(inspect.signature(rankseg.rankdice_ba).parameters) == [
+        "probs",
+        "solver",
+        "smooth",
+        "eps",
+        "pruning_prob",
+    ]
     assert list(inspect.signature(rankseg.functional.rankseg).parameters)[:6] == [
-        "probs", "metric", "smooth", "output_mode", "solver", "pruning_prob",
+        "probs",
+        "metric",
+        "smooth",
+        "output_mode",
+        "solver",
+        "pruning_prob",
     ]
 
 
@@ -72,8 +89,16 @@ def test_rankdice_ba_is_the_multilabel_dice_solver(solver):
 
 
 def test_attributes_are_normalised_and_read_only():
-    r = RankSEG(metric=" IoU ", smooth=1, output_mode="MultiClass", solver="rma", pruning_prob=0,
-                unassigned_policy="VOID", void_index=np.int64(300), safe_screening="Auto")
+    r = RankSEG(
+        metric=" IoU ",
+        smooth=1,
+        output_mode="MultiClass",
+        solver="rma",
+        pruning_prob=0,
+        unassigned_policy="VOID",
+        void_index=np.int64(300),
+        safe_screening="Auto",
+    )
     assert (r.metric, r.smooth, r.output_mode, r.solver, r.pruning_prob) == ("iou", 1.0, "multiclass", "RMA", 0.0)
     assert r.solver_params == {"unassigned_policy": "void", "void_index": 300, "safe_screening": "auto"}
     for name in ("metric", "smooth", "output_mode", "solver", "pruning_prob", "solver_params"):
@@ -120,7 +145,10 @@ def test_importing_rankseg_does_not_import_scipy():
     import sys
 
     code = "import sys, rankseg; print('scipy' in sys.modules)"
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
+    assert (
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+        == "False"
+    )
 
 
 # ---- outputs as production stacks deliver them ----
@@ -198,21 +226,29 @@ def test_restored_probabilities_carry_gradients_and_postprocess_records_none():
 def test_sam_4d_pred_masks_are_one_prompt_per_image():
     from test_sam import sam1_outputs, sam2_outputs
 
-    kwargs = dict(original_sizes=[(100, 120), (80, 60), (100, 120)], reshaped_input_sizes=[(64, 54), (64, 48), (64, 54)])
+    kwargs = {
+        "original_sizes": [(100, 120), (80, 60), (100, 120)],
+        "reshaped_input_sizes": [(64, 54), (64, 48), (64, 54)],
+    }
     five = sam1_outputs()
     four = {"pred_masks": five.pred_masks[:, 0]}  # (batch, masks, h, w), as the Transformers docs describe it
     adapter = sam.Sam1(pad_size={"height": 64, "width": 64})
-    for got, canonical in zip(adapter.restore_mask_probs(four, **kwargs),
-                              adapter.restore_mask_probs({"pred_masks": five.pred_masks[:, :1]}, **kwargs)):
+    for got, canonical in zip(
+        adapter.restore_mask_probs(four, **kwargs),
+        adapter.restore_mask_probs({"pred_masks": five.pred_masks[:, :1]}, **kwargs),
+    ):
         assert torch.equal(got, canonical[0])
-    for got, canonical in zip(adapter.postprocess(four, **kwargs),
-                              adapter.postprocess({"pred_masks": five.pred_masks[:, :1]}, **kwargs)):
+    for got, canonical in zip(
+        adapter.postprocess(four, **kwargs), adapter.postprocess({"pred_masks": five.pred_masks[:, :1]}, **kwargs)
+    ):
         assert torch.equal(got, canonical[0])
     sizes = {"original_sizes": [(100, 120), (80, 60), (100, 120)]}
     two = sam.Sam2()
     five = sam2_outputs().pred_masks
-    for got, canonical in zip(two.postprocess({"pred_masks": five[:, 0].numpy()}, **sizes),
-                              two.postprocess({"pred_masks": five[:, :1]}, **sizes)):
+    for got, canonical in zip(
+        two.postprocess({"pred_masks": five[:, 0].numpy()}, **sizes),
+        two.postprocess({"pred_masks": five[:, :1]}, **sizes),
+    ):
         assert torch.equal(got, canonical[0])
 
 

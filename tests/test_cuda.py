@@ -14,8 +14,7 @@ import rankseg
 _INFO = rankseg.build_info()
 pytestmark = pytest.mark.skipif(
     not rankseg.cuda_available(),
-    reason="needs CUDA kernels and a GPU (compiled in: {cuda}, "
-    "GPUs: {cuda_devices})".format(**_INFO),
+    reason="needs CUDA kernels and a GPU (compiled in: {cuda}, GPUs: {cuda_devices})".format(**_INFO),
 )
 
 cases = rma_cases(max_side=40)
@@ -42,8 +41,9 @@ def both(probs: torch.Tensor, **kwargs):
 @given(cases)
 def test_multilabel_equals_cpu(case):
     probs = make_probs(case["kind"], case["shape"], case["seed"], case["dtype"], case["layout"])
-    cpu, gpu = both(probs, metric=case["metric"], smooth=case["smooth"], output_mode="multilabel",
-                    pruning_prob=case["pruning_prob"])
+    cpu, gpu = both(
+        probs, metric=case["metric"], smooth=case["smooth"], output_mode="multilabel", pruning_prob=case["pruning_prob"]
+    )
     assert_same(cpu, gpu)
 
 
@@ -145,9 +145,8 @@ def test_cuda_graph_capture_and_replay(mode):
 def test_value_check_inside_capture_is_refused():
     static = make_probs("fields", (1, 3, 32, 32), seed=1).cuda()
     graph = torch.cuda.CUDAGraph()
-    with pytest.raises(ValueError, match="check_values=False"):
-        with torch.cuda.graph(graph):
-            rankseg.rankseg(static)
+    with pytest.raises(ValueError, match="check_values=False"), torch.cuda.graph(graph):
+        rankseg.rankseg(static)
 
 
 @pytest.mark.parametrize("mode", ["multilabel", "multiclass"])
@@ -220,7 +219,10 @@ def test_sam_adapters_on_gpu():
 
     multilabel = {"output_mode": "multilabel"}
     out = outputs_on_gpu(sam1_outputs())
-    sizes = dict(original_sizes=[(100, 120), (80, 60), (100, 120)], reshaped_input_sizes=[(64, 54), (64, 48), (64, 54)])
+    sizes = {
+        "original_sizes": [(100, 120), (80, 60), (100, 120)],
+        "reshaped_input_sizes": [(64, 54), (64, 48), (64, 54)],
+    }
     adapter = sam.Sam1(pad_size=(64, 64))
     cpu_probs = adapter.restore_mask_probs(sam1_outputs(), **sizes)
     for p, c, m in zip(adapter.restore_mask_probs(out, **sizes), cpu_probs, adapter.postprocess(out, **sizes)):
@@ -230,18 +232,24 @@ def test_sam_adapters_on_gpu():
         out = outputs_on_gpu(sam2_outputs())
         original = {"original_sizes": [(100, 120), (80, 60), (100, 120)]}
         cpu_probs = adapter.restore_mask_probs(sam2_outputs(), **original)
-        for p, c, m in zip(adapter.restore_mask_probs(out, **original), cpu_probs, adapter.postprocess(out, **original)):
+        for p, c, m in zip(
+            adapter.restore_mask_probs(out, **original), cpu_probs, adapter.postprocess(out, **original)
+        ):
             assert_gpu_solution(p, c, m, **multilabel)
     adapter = sam.Sam3()
     out = outputs_on_gpu(sam3_outputs())
     sizes = {"target_sizes": [(40, 50), (30, 30), (40, 50)]}
-    for r_gpu, r_cpu, done in zip(adapter.restore_instance_mask_probs(out, **sizes),
-                                  adapter.restore_instance_mask_probs(sam3_outputs(), **sizes),
-                                  adapter.postprocess_instance(out, **sizes)):
+    for r_gpu, r_cpu, done in zip(
+        adapter.restore_instance_mask_probs(out, **sizes),
+        adapter.restore_instance_mask_probs(sam3_outputs(), **sizes),
+        adapter.postprocess_instance(out, **sizes),
+    ):
         assert r_gpu["boxes"].device.type == "cuda"
         torch.testing.assert_close(r_gpu["boxes"].cpu(), r_cpu["boxes"])
         assert_gpu_solution(r_gpu["mask_probs"][None], r_cpu["mask_probs"][None], done["masks"][None], **multilabel)
-    for p, c, m in zip(adapter.restore_semantic_mask_probs(out, **sizes),
-                       adapter.restore_semantic_mask_probs(sam3_outputs(), **sizes),
-                       adapter.postprocess_semantic(out, **sizes)):
+    for p, c, m in zip(
+        adapter.restore_semantic_mask_probs(out, **sizes),
+        adapter.restore_semantic_mask_probs(sam3_outputs(), **sizes),
+        adapter.postprocess_semantic(out, **sizes),
+    ):
         assert_gpu_solution(p[None], c[None], m[None], **multilabel)

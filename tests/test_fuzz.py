@@ -31,7 +31,9 @@ def with_edges(probs: torch.Tensor, seed: int) -> torch.Tensor:
     flat = probs.clone().reshape(-1)
     if flat.numel():
         picks = torch.randint(0, flat.numel(), (max(1, flat.numel() // 4),), generator=g)
-        values = torch.tensor(EDGE_VALUES, dtype=torch.float64)[torch.randint(0, len(EDGE_VALUES), picks.shape, generator=g)]
+        values = torch.tensor(EDGE_VALUES, dtype=torch.float64)[
+            torch.randint(0, len(EDGE_VALUES), picks.shape, generator=g)
+        ]
         flat[picks] = values.to(flat.dtype)
     return flat.reshape(probs.shape)
 
@@ -48,9 +50,9 @@ def laid_out(x: torch.Tensor, layout: str) -> torch.Tensor:
 
 valid_cases = st.fixed_dictionaries(
     {
-        "shape": st.tuples(st.integers(0, 3), st.integers(1, 5), st.lists(st.integers(1, 9), min_size=1, max_size=3)).map(
-            lambda t: (t[0], t[1], *t[2])
-        ),
+        "shape": st.tuples(
+            st.integers(0, 3), st.integers(1, 5), st.lists(st.integers(1, 9), min_size=1, max_size=3)
+        ).map(lambda t: (t[0], t[1], *t[2])),
         "kind": st.sampled_from(["uniform", "softmax", "ties", "sparse", "fields", "clustered"]),
         "edges": st.booleans(),
         "seed": st.integers(0, 2**31 - 1),

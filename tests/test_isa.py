@@ -33,8 +33,19 @@ def test_every_instruction_set_gives_the_same_bits(tmp_path):
     for arch in arches:
         binary = tmp_path / arch
         subprocess.run(
-            [COMPILER, "-std=c++17", "-O3", f"-march={arch}", "-ffp-contract=off", "-DRANKSEG_SINGLE_ISA",
-             "-Wno-psabi", f"-I{ROOT / 'csrc'}", *map(str, SOURCES), "-o", str(binary)],
+            [
+                COMPILER,
+                "-std=c++17",
+                "-O3",
+                f"-march={arch}",
+                "-ffp-contract=off",
+                "-DRANKSEG_SINGLE_ISA",
+                "-Wno-psabi",
+                f"-I{ROOT / 'csrc'}",
+                *map(str, SOURCES),
+                "-o",
+                str(binary),
+            ],
             check=True,
         )
         outputs[arch] = subprocess.run([str(binary)], check=True, capture_output=True, text=True).stdout

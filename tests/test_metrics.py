@@ -26,12 +26,18 @@ def numpy_scores(pred, target, classes, metric, smooth, empty, ignore=None):
                 tp += p == c and t == c
                 fp += p == c and t != c
                 fn += p != c and t == c
-            num, den = (2 * tp + smooth, 2 * tp + fp + fn + smooth) if metric == "dice" else (tp + smooth, tp + fp + fn + smooth)
+            num, den = (
+                (2 * tp + smooth, 2 * tp + fp + fn + smooth)
+                if metric == "dice"
+                else (tp + smooth, tp + fp + fn + smooth)
+            )
             out[b, c] = num / den if den > 0 else empty
     return out
 
 
-label_maps = st.tuples(st.integers(1, 3), st.integers(2, 5), st.integers(1, 6), st.integers(1, 6), st.integers(0, 2**31 - 1))
+label_maps = st.tuples(
+    st.integers(1, 3), st.integers(2, 5), st.integers(1, 6), st.integers(1, 6), st.integers(0, 2**31 - 1)
+)
 
 
 @settings(max_examples=80, deadline=None)
@@ -50,13 +56,30 @@ def test_label_maps_match_numpy(shape, metric, smooth, empty, ignore):
     target = rng.choice([*range(classes - 1), 255], (batch, h, w))
     expected = numpy_scores(pred, target, classes, metric, smooth, empty, ignore)
     fn = getattr(metrics, metric)
-    got = fn(torch.tensor(pred), torch.tensor(target), num_classes=classes, ignore_index=ignore, smooth=smooth,
-             empty_score=empty)
+    got = fn(
+        torch.tensor(pred),
+        torch.tensor(target),
+        num_classes=classes,
+        ignore_index=ignore,
+        smooth=smooth,
+        empty_score=empty,
+    )
     np.testing.assert_allclose(got.numpy(), expected, rtol=1e-12, equal_nan=True)
     class_means = np.array([np.nanmean(col) if not np.isnan(col).all() else np.nan for col in expected.T])
-    np.testing.assert_allclose(fn(torch.tensor(pred), torch.tensor(target), num_classes=classes, ignore_index=ignore,
-                                  smooth=smooth, empty_score=empty, reduction="class").numpy(),
-                               class_means, rtol=1e-12, equal_nan=True)
+    np.testing.assert_allclose(
+        fn(
+            torch.tensor(pred),
+            torch.tensor(target),
+            num_classes=classes,
+            ignore_index=ignore,
+            smooth=smooth,
+            empty_score=empty,
+            reduction="class",
+        ).numpy(),
+        class_means,
+        rtol=1e-12,
+        equal_nan=True,
+    )
 
 
 def test_multilabel_masks_match_numpy_per_class():
@@ -78,24 +101,66 @@ def test_multilabel_masks_match_numpy_per_class():
 @pytest.mark.parametrize(
     "call,exc,message",
     [
-        (lambda: metrics.dice(torch.zeros(2, 3, dtype=torch.long), torch.zeros(2, 3, dtype=torch.long)), TypeError,
-         "num_classes"),
-        (lambda: metrics.dice(torch.zeros(2, 3), torch.zeros(2, 3, dtype=torch.long), num_classes=2), TypeError, "pred"),
-        (lambda: metrics.dice(torch.zeros(2, 3, dtype=torch.long), torch.zeros(2, 4, dtype=torch.long), num_classes=2),
-         ValueError, "shapes"),
-        (lambda: metrics.iou(torch.zeros(1, 2, 3, dtype=torch.bool), torch.zeros(1, 2, 3, dtype=torch.bool),
-                             ignore_index=0), TypeError, "ignore_index"),
-        (lambda: metrics.dice(torch.zeros(2, 3, dtype=torch.long), torch.zeros(2, 3, dtype=torch.long), num_classes=0),
-         ValueError, "num_classes"),
-        (lambda: metrics.dice(torch.zeros(1, 2, 3, dtype=torch.bool), torch.zeros(1, 2, 3, dtype=torch.bool),
-                              reduction="sum"), ValueError, "reduction"),
-        (lambda: metrics.expected_dice(torch.rand(1, 2, 3), torch.zeros(1, 2, 4, dtype=torch.bool)), ValueError, "shape"),
-        (lambda: metrics.expected_dice(torch.rand(1, 2, 20), torch.zeros(1, 2, 20, dtype=torch.bool),
-                                       method="enumerate"), ValueError, "16 pixels"),
-        (lambda: metrics.expected_iou(torch.rand(1, 2, 3), torch.zeros(1, 2, 3, dtype=torch.bool), method="sample"),
-         ValueError, "method"),
-        (lambda: metrics.expected_iou(torch.rand(1, 2, 3), torch.zeros(1, 2, 3, dtype=torch.bool), smooth=-1.0),
-         ValueError, "smooth"),
+        (
+            lambda: metrics.dice(torch.zeros(2, 3, dtype=torch.long), torch.zeros(2, 3, dtype=torch.long)),
+            TypeError,
+            "num_classes",
+        ),
+        (
+            lambda: metrics.dice(torch.zeros(2, 3), torch.zeros(2, 3, dtype=torch.long), num_classes=2),
+            TypeError,
+            "pred",
+        ),
+        (
+            lambda: metrics.dice(
+                torch.zeros(2, 3, dtype=torch.long), torch.zeros(2, 4, dtype=torch.long), num_classes=2
+            ),
+            ValueError,
+            "shapes",
+        ),
+        (
+            lambda: metrics.iou(
+                torch.zeros(1, 2, 3, dtype=torch.bool), torch.zeros(1, 2, 3, dtype=torch.bool), ignore_index=0
+            ),
+            TypeError,
+            "ignore_index",
+        ),
+        (
+            lambda: metrics.dice(
+                torch.zeros(2, 3, dtype=torch.long), torch.zeros(2, 3, dtype=torch.long), num_classes=0
+            ),
+            ValueError,
+            "num_classes",
+        ),
+        (
+            lambda: metrics.dice(
+                torch.zeros(1, 2, 3, dtype=torch.bool), torch.zeros(1, 2, 3, dtype=torch.bool), reduction="sum"
+            ),
+            ValueError,
+            "reduction",
+        ),
+        (
+            lambda: metrics.expected_dice(torch.rand(1, 2, 3), torch.zeros(1, 2, 4, dtype=torch.bool)),
+            ValueError,
+            "shape",
+        ),
+        (
+            lambda: metrics.expected_dice(
+                torch.rand(1, 2, 20), torch.zeros(1, 2, 20, dtype=torch.bool), method="enumerate"
+            ),
+            ValueError,
+            "16 pixels",
+        ),
+        (
+            lambda: metrics.expected_iou(torch.rand(1, 2, 3), torch.zeros(1, 2, 3, dtype=torch.bool), method="sample"),
+            ValueError,
+            "method",
+        ),
+        (
+            lambda: metrics.expected_iou(torch.rand(1, 2, 3), torch.zeros(1, 2, 3, dtype=torch.bool), smooth=-1.0),
+            ValueError,
+            "smooth",
+        ),
     ],
 )
 def test_bad_arguments(call, exc, message):

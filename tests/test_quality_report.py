@@ -21,8 +21,11 @@ def test_committed_table_matches_a_fresh_run():
     quality = load_report()
     setting = quality.SETTINGS[0]
     fresh = quality.table({setting: quality.evaluate(setting, draws=20)}).splitlines()[2:]
-    committed = [line for line in (ROOT / "docs" / "quality.md").read_text().splitlines()
-                 if line.startswith(f"| {setting.label()} |")]
+    committed = [
+        line
+        for line in (ROOT / "docs" / "quality.md").read_text().splitlines()
+        if line.startswith(f"| {setting.label()} |")
+    ]
     assert len(fresh) == len(committed) == len(quality.methods())
     for ours, theirs in zip(fresh, committed):
         assert ours.split("|")[1:7] == theirs.split("|")[1:7]  # everything but the time

@@ -39,17 +39,26 @@ def test_multilabel_matches_reference(case):
 
 
 @settings(max_examples=300, deadline=None)
-@given(cases.filter(lambda c: c["shape"][1] >= 2), st.sampled_from(["max_score", "void"]), st.sampled_from([255, -1, 7]))
+@given(
+    cases.filter(lambda c: c["shape"][1] >= 2), st.sampled_from(["max_score", "void"]), st.sampled_from([255, -1, 7])
+)
 def test_multiclass_matches_reference(case, policy, void_index):
     probs = make_probs(case["kind"], case["shape"], case["seed"], case["dtype"], case["layout"])
-    common = dict(metric=case["metric"], smooth=case["smooth"], pruning_prob=case["pruning_prob"])
+    common = {"metric": case["metric"], "smooth": case["smooth"], "pruning_prob": case["pruning_prob"]}
     extra = {"unassigned_policy": policy, "void_index": void_index} if policy == "void" else {}
     labels = rankseg.rankseg(probs, output_mode="multiclass", **common, **extra)
     assert labels.shape == (probs.shape[0], *probs.shape[2:]) and labels.dtype == torch.int64
     masks = rankseg.rankseg(probs, output_mode="multilabel", **common)
     assert_masks_optimal(probs, masks, case["metric"], case["smooth"], case["pruning_prob"])
     assert_labels_optimal(
-        probs, labels, masks, active_flags(probs, case["pruning_prob"]), case["metric"], case["smooth"], policy, void_index
+        probs,
+        labels,
+        masks,
+        active_flags(probs, case["pruning_prob"]),
+        case["metric"],
+        case["smooth"],
+        policy,
+        void_index,
     )
 
 

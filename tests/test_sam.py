@@ -45,15 +45,27 @@ def sam1_outputs():
         torch.manual_seed(0)
         config = T.SamConfig(
             vision_config=T.SamVisionConfig(
-                hidden_size=16, num_hidden_layers=1, num_attention_heads=1, mlp_dim=16, output_channels=8,
-                image_size=64, patch_size=16, global_attn_indexes=[0], num_pos_feats=4),
-            prompt_encoder_config=T.SamPromptEncoderConfig(hidden_size=8, image_size=64, patch_size=16,
-                                                           mask_input_channels=4),
-            mask_decoder_config=T.SamMaskDecoderConfig(hidden_size=8, num_hidden_layers=1, num_attention_heads=1,
-                                                       mlp_dim=16, iou_head_hidden_dim=8),
+                hidden_size=16,
+                num_hidden_layers=1,
+                num_attention_heads=1,
+                mlp_dim=16,
+                output_channels=8,
+                image_size=64,
+                patch_size=16,
+                global_attn_indexes=[0],
+                num_pos_feats=4,
+            ),
+            prompt_encoder_config=T.SamPromptEncoderConfig(
+                hidden_size=8, image_size=64, patch_size=16, mask_input_channels=4
+            ),
+            mask_decoder_config=T.SamMaskDecoderConfig(
+                hidden_size=8, num_hidden_layers=1, num_attention_heads=1, mlp_dim=16, iou_head_hidden_dim=8
+            ),
         )
         with torch.no_grad():
-            out = T.SamModel(config).eval()(pixel_values=torch.randn(3, 3, 64, 64), input_points=torch.rand(3, 2, 1, 2) * 64)
+            out = T.SamModel(config).eval()(
+                pixel_values=torch.randn(3, 3, 64, 64), input_points=torch.rand(3, 2, 1, 2) * 64
+            )
         _CACHE["sam1"] = decisive(out, "pred_masks")
     return _CACHE["sam1"]
 
@@ -62,20 +74,40 @@ def sam2_outputs():
     if "sam2" not in _CACHE:
         torch.manual_seed(0)
         hiera = T.Sam2HieraDetConfig(
-            hidden_size=8, num_attention_heads=1, blocks_per_stage=[1, 1, 2, 1], embed_dim_per_stage=[8, 16, 32, 64],
-            num_attention_heads_per_stage=[1, 1, 1, 1], window_size_per_stage=[4, 4, 4, 4], global_attention_blocks=[3],
-            window_positional_embedding_background_size=[2, 2], image_size=64, patch_kernel_size=[7, 7],
-            patch_stride=[4, 4], patch_padding=[3, 3])
+            hidden_size=8,
+            num_attention_heads=1,
+            blocks_per_stage=[1, 1, 2, 1],
+            embed_dim_per_stage=[8, 16, 32, 64],
+            num_attention_heads_per_stage=[1, 1, 1, 1],
+            window_size_per_stage=[4, 4, 4, 4],
+            global_attention_blocks=[3],
+            window_positional_embedding_background_size=[2, 2],
+            image_size=64,
+            patch_kernel_size=[7, 7],
+            patch_stride=[4, 4],
+            patch_padding=[3, 3],
+        )
         config = T.Sam2Config(
-            vision_config=T.Sam2VisionConfig(backbone_config=hiera, backbone_channel_list=[64, 32, 16, 8], fpn_hidden_size=16,
-                                             num_feature_levels=3, backbone_feature_sizes=[[16, 16], [8, 8], [4, 4]]),
-            prompt_encoder_config=T.Sam2PromptEncoderConfig(hidden_size=16, image_size=64, patch_size=16, mask_input_channels=4),
-            mask_decoder_config=T.Sam2MaskDecoderConfig(hidden_size=16, num_hidden_layers=1, num_attention_heads=1, mlp_dim=16,
-                                                        iou_head_hidden_dim=8),
+            vision_config=T.Sam2VisionConfig(
+                backbone_config=hiera,
+                backbone_channel_list=[64, 32, 16, 8],
+                fpn_hidden_size=16,
+                num_feature_levels=3,
+                backbone_feature_sizes=[[16, 16], [8, 8], [4, 4]],
+            ),
+            prompt_encoder_config=T.Sam2PromptEncoderConfig(
+                hidden_size=16, image_size=64, patch_size=16, mask_input_channels=4
+            ),
+            mask_decoder_config=T.Sam2MaskDecoderConfig(
+                hidden_size=16, num_hidden_layers=1, num_attention_heads=1, mlp_dim=16, iou_head_hidden_dim=8
+            ),
         )
         with torch.no_grad():
-            out = T.Sam2Model(config).eval()(pixel_values=torch.randn(3, 3, 64, 64), input_points=torch.rand(3, 3, 1, 2) * 64,
-                                             input_labels=torch.ones(3, 3, 1, dtype=torch.long))
+            out = T.Sam2Model(config).eval()(
+                pixel_values=torch.randn(3, 3, 64, 64),
+                input_points=torch.rand(3, 3, 1, 2) * 64,
+                input_labels=torch.ones(3, 3, 1, dtype=torch.long),
+            )
         _CACHE["sam2"] = decisive(out, "pred_masks")
     return _CACHE["sam2"]
 
@@ -114,7 +146,8 @@ def test_sam1_matches_post_process_masks(pad):
     adapter = sam.Sam1(pad_size=pad)
     probs = adapter.restore_mask_probs(outputs, original_sizes=ORIGINAL, reshaped_input_sizes=RESHAPED)
     expected = processor("SamImageProcessorPil").post_process_masks(
-        outputs.pred_masks, ORIGINAL, RESHAPED, pad_size={"height": pad[0], "width": pad[1]})
+        outputs.pred_masks, ORIGINAL, RESHAPED, pad_size={"height": pad[0], "width": pad[1]}
+    )
     for p, e in zip(probs, expected):
         assert_same_masks(p, e)
 
@@ -123,9 +156,12 @@ def test_sam_hq_outputs_go_through_sam1():
     from transformers.models.sam_hq.modeling_sam_hq import SamHQImageSegmentationOutput
 
     outputs = decisive(SamHQImageSegmentationOutput(pred_masks=torch.zeros(2, 2, 3, 16, 16)), "pred_masks")
-    probs = sam.Sam1(pad_size=(64, 64)).restore_mask_probs(outputs, original_sizes=(90, 70), reshaped_input_sizes=(64, 50))
+    probs = sam.Sam1(pad_size=(64, 64)).restore_mask_probs(
+        outputs, original_sizes=(90, 70), reshaped_input_sizes=(64, 50)
+    )
     expected = processor("SamImageProcessorPil").post_process_masks(
-        outputs.pred_masks, [(90, 70)] * 2, [(64, 50)] * 2, pad_size={"height": 64, "width": 64})
+        outputs.pred_masks, [(90, 70)] * 2, [(64, 50)] * 2, pad_size={"height": 64, "width": 64}
+    )
     for p, e in zip(probs, expected):
         assert_same_masks(p, e)
 
@@ -146,7 +182,8 @@ def test_sam2_matches_post_process_masks(constraint):
     adapter = sam.Sam2(apply_non_overlapping_constraints=constraint)
     probs = adapter.restore_mask_probs(outputs, original_sizes=ORIGINAL)
     expected = processor("Sam2ImageProcessor").post_process_masks(
-        outputs.pred_masks, ORIGINAL, apply_non_overlapping_constraints=constraint)
+        outputs.pred_masks, ORIGINAL, apply_non_overlapping_constraints=constraint
+    )
     for p, e in zip(probs, expected):
         assert_same_masks(p, e)
 
@@ -171,7 +208,9 @@ def test_sam2_postprocess_is_rankseg_on_restored_probs():
 def test_sam3_instances_match_post_process_instance_segmentation(presence, sizes):
     outputs = sam3_outputs(presence=presence)
     ours = sam.Sam3(threshold=0.3).restore_instance_mask_probs(outputs, target_sizes=sizes)
-    expected = processor("Sam3ImageProcessor").post_process_instance_segmentation(outputs, threshold=0.3, target_sizes=sizes)
+    expected = processor("Sam3ImageProcessor").post_process_instance_segmentation(
+        outputs, threshold=0.3, target_sizes=sizes
+    )
     assert any(len(r["scores"]) for r in ours)
     for r, e in zip(ours, expected):
         assert torch.allclose(r["scores"], e["scores"]) and torch.allclose(r["boxes"], e["boxes"])
@@ -187,7 +226,9 @@ def test_sam3_postprocess_instance_and_empty_sets():
         if len(p["mask_probs"]):
             assert torch.equal(r["masks"], rankseg.RankSEG(output_mode="multilabel")(p["mask_probs"][None])[0])
     nothing = sam.Sam3(threshold=1.0).postprocess_instance(outputs, target_sizes=(40, 50))
-    assert all(r["masks"].shape == (0, 40, 50) and r["scores"].shape == (0,) and r["boxes"].shape == (0, 4) for r in nothing)
+    assert all(
+        r["masks"].shape == (0, 40, 50) and r["scores"].shape == (0,) and r["boxes"].shape == (0, 4) for r in nothing
+    )
 
 
 @pytest.mark.parametrize("sizes", [[(40, 50), (30, 30), (40, 50)], None])
@@ -221,9 +262,17 @@ def test_adapters_reject_other_families():
     [
         ({"original_sizes": ORIGINAL[:2], "reshaped_input_sizes": RESHAPED}, ValueError, ["original_sizes", "2", "3"]),
         ({"original_sizes": (0, 10), "reshaped_input_sizes": RESHAPED}, ValueError, ["original_sizes[0]", "positive"]),
-        ({"original_sizes": ORIGINAL, "reshaped_input_sizes": (2000, 10)}, ValueError, ["reshaped_input_sizes[0]", "pad_size"]),
+        (
+            {"original_sizes": ORIGINAL, "reshaped_input_sizes": (2000, 10)},
+            ValueError,
+            ["reshaped_input_sizes[0]", "pad_size"],
+        ),
         ({"original_sizes": "100x120", "reshaped_input_sizes": RESHAPED}, TypeError, ["original_sizes"]),
-        ({"original_sizes": torch.tensor([[1.5, 2.0]] * 3), "reshaped_input_sizes": RESHAPED}, TypeError, ["original_sizes", "integers"]),
+        (
+            {"original_sizes": torch.tensor([[1.5, 2.0]] * 3), "reshaped_input_sizes": RESHAPED},
+            TypeError,
+            ["original_sizes", "integers"],
+        ),
         ({"original_sizes": [(100, 120.0)] * 3, "reshaped_input_sizes": RESHAPED}, TypeError, ["original_sizes[0]"]),
     ],
 )

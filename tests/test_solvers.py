@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import reference
 import torch
 from conftest import as_bcn, assert_labels_optimal, make_probs
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import rankseg
-import reference
 from rankseg import metrics
 
 # Probabilities that stress the expectation: near 0, near 1, exact ties, anything in between.
@@ -70,12 +70,18 @@ def test_expected_scores_agree_with_monte_carlo(metric, smooth):
     else:
         samples = (tp + smooth) / (volume + positives - tp + smooth)
     mean, error = samples.mean(), samples.std(ddof=1) / np.sqrt(samples.size)
-    exact = getattr(metrics, f"expected_{metric}")(torch.tensor(p).reshape(1, 1, -1), torch.tensor(mask).reshape(1, 1, -1),
-                                                    smooth=smooth).item()
+    exact = getattr(metrics, f"expected_{metric}")(
+        torch.tensor(p).reshape(1, 1, -1), torch.tensor(mask).reshape(1, 1, -1), smooth=smooth
+    ).item()
     assert abs(exact - mean) < 3 * error
     ours, ours_error = getattr(metrics, f"expected_{metric}")(
-        torch.tensor(p).reshape(1, 1, -1), torch.tensor(mask).reshape(1, 1, -1), smooth=smooth, method="monte_carlo",
-        samples=500, generator=torch.Generator().manual_seed(1))
+        torch.tensor(p).reshape(1, 1, -1),
+        torch.tensor(mask).reshape(1, 1, -1),
+        smooth=smooth,
+        method="monte_carlo",
+        samples=500,
+        generator=torch.Generator().manual_seed(1),
+    )
     assert abs(exact - ours.item()) < 4 * ours_error.item()
 
 
@@ -93,8 +99,9 @@ def test_approximate_solvers_come_close_to_the_exact_optimum(pixels, scale, seed
     g = torch.Generator().manual_seed(seed)
     logits = torch.randn(1, 3, pixels, generator=g, dtype=torch.float64) * scale
     probs = torch.sigmoid(logits + torch.randn(1, 3, 1, generator=g, dtype=torch.float64))
-    best = metrics.expected_dice(probs, rankseg.rankseg(probs, "dice", smooth, "multilabel", "exact", pruning_prob=0.0),
-                                 smooth=smooth)
+    best = metrics.expected_dice(
+        probs, rankseg.rankseg(probs, "dice", smooth, "multilabel", "exact", pruning_prob=0.0), smooth=smooth
+    )
     for solver, tolerance in [("BA", 1e-3), ("BA+TRNA", 1e-3), ("TRNA", 1e-4), ("RMA", 3e-3)]:
         masks = rankseg.rankseg(probs, "dice", smooth, "multilabel", solver, pruning_prob=0.0)
         score = metrics.expected_dice(probs, masks, smooth=smooth)
@@ -128,4 +135,3 @@ def test_sorting_solvers_prune_and_refuse_bad_values():
     probs[0, 1, 4] = float("nan")
     with pytest.raises(ValueError, match="image 0, class 1 has NaN"):
         rankseg.rankseg(probs, output_mode="multilabel", solver="TRNA")
-

@@ -20,87 +20,202 @@ SIZES = [(70, 90), (45, 38), (70, 90)]  # two images share a size: they go throu
 
 def swin():
     return T.SwinConfig(
-        image_size=64, patch_size=4, embed_dim=8, depths=[1, 1, 1, 1], num_heads=[1, 1, 1, 1], window_size=2,
+        image_size=64,
+        patch_size=4,
+        embed_dim=8,
+        depths=[1, 1, 1, 1],
+        num_heads=[1, 1, 1, 1],
+        window_size=2,
         out_features=["stage1", "stage2", "stage3", "stage4"],
     )
 
 
 def resnet():
     return T.ResNetConfig(
-        num_channels=3, embedding_size=8, hidden_sizes=[8, 16, 24, 32], depths=[1, 1, 1, 1],
+        num_channels=3,
+        embedding_size=8,
+        hidden_sizes=[8, 16, 24, 32],
+        depths=[1, 1, 1, 1],
         out_features=["stage1", "stage2", "stage3", "stage4"],
     )
 
 
 def detr_config(cls, labels):
     return cls(
-        use_timm_backbone=False, use_pretrained_backbone=False, backbone_config=resnet(), d_model=32,
-        encoder_layers=1, decoder_layers=1, encoder_attention_heads=8, decoder_attention_heads=8,
-        encoder_ffn_dim=16, decoder_ffn_dim=16, num_queries=5, num_labels=labels,
+        use_timm_backbone=False,
+        use_pretrained_backbone=False,
+        backbone_config=resnet(),
+        d_model=32,
+        encoder_layers=1,
+        decoder_layers=1,
+        encoder_attention_heads=8,
+        decoder_attention_heads=8,
+        encoder_ffn_dim=16,
+        decoder_ffn_dim=16,
+        num_queries=5,
+        num_labels=labels,
     )
 
 
 # name -> (model builder, processor class name, extra forward inputs)
 MODELS = {
     "segformer": (
-        lambda c: T.SegformerForSemanticSegmentation(T.SegformerConfig(
-            num_encoder_blocks=2, depths=[1, 1], sr_ratios=[2, 1], hidden_sizes=[8, 16], num_attention_heads=[1, 1],
-            decoder_hidden_size=16, num_labels=c, patch_sizes=[7, 3], strides=[4, 2])),
-        "SegformerImageProcessor", {},
+        lambda c: T.SegformerForSemanticSegmentation(
+            T.SegformerConfig(
+                num_encoder_blocks=2,
+                depths=[1, 1],
+                sr_ratios=[2, 1],
+                hidden_sizes=[8, 16],
+                num_attention_heads=[1, 1],
+                decoder_hidden_size=16,
+                num_labels=c,
+                patch_sizes=[7, 3],
+                strides=[4, 2],
+            )
+        ),
+        "SegformerImageProcessor",
+        {},
     ),
     "upernet": (
-        lambda c: T.UperNetForSemanticSegmentation(T.UperNetConfig(
-            backbone_config=T.ConvNextConfig(num_channels=3, hidden_sizes=[8, 16, 24, 32], depths=[1, 1, 1, 1],
-                                             out_features=["stage1", "stage2", "stage3", "stage4"]),
-            hidden_size=16, auxiliary_in_channels=24, num_labels=c)),
-        "SegformerImageProcessor", {},
+        lambda c: T.UperNetForSemanticSegmentation(
+            T.UperNetConfig(
+                backbone_config=T.ConvNextConfig(
+                    num_channels=3,
+                    hidden_sizes=[8, 16, 24, 32],
+                    depths=[1, 1, 1, 1],
+                    out_features=["stage1", "stage2", "stage3", "stage4"],
+                ),
+                hidden_size=16,
+                auxiliary_in_channels=24,
+                num_labels=c,
+            )
+        ),
+        "SegformerImageProcessor",
+        {},
     ),
     "dpt": (
-        lambda c: T.DPTForSemanticSegmentation(T.DPTConfig(
-            image_size=64, patch_size=16, hidden_size=16, num_hidden_layers=4, num_attention_heads=2,
-            intermediate_size=32, backbone_out_indices=[0, 1, 2, 3], neck_hidden_sizes=[8, 8, 8, 8],
-            fusion_hidden_size=16, num_labels=c)),
-        "DPTImageProcessor", {},
+        lambda c: T.DPTForSemanticSegmentation(
+            T.DPTConfig(
+                image_size=64,
+                patch_size=16,
+                hidden_size=16,
+                num_hidden_layers=4,
+                num_attention_heads=2,
+                intermediate_size=32,
+                backbone_out_indices=[0, 1, 2, 3],
+                neck_hidden_sizes=[8, 8, 8, 8],
+                fusion_hidden_size=16,
+                num_labels=c,
+            )
+        ),
+        "DPTImageProcessor",
+        {},
     ),
     "beit": (
-        lambda c: T.BeitForSemanticSegmentation(T.BeitConfig(
-            image_size=64, patch_size=16, hidden_size=16, num_hidden_layers=4, num_attention_heads=2,
-            intermediate_size=32, out_indices=[0, 1, 2, 3], pool_scales=[1, 2], num_labels=c, auxiliary_channels=16)),
-        "BeitImageProcessor", {},
+        lambda c: T.BeitForSemanticSegmentation(
+            T.BeitConfig(
+                image_size=64,
+                patch_size=16,
+                hidden_size=16,
+                num_hidden_layers=4,
+                num_attention_heads=2,
+                intermediate_size=32,
+                out_indices=[0, 1, 2, 3],
+                pool_scales=[1, 2],
+                num_labels=c,
+                auxiliary_channels=16,
+            )
+        ),
+        "BeitImageProcessor",
+        {},
     ),
     "mobilevit": (
-        lambda c: T.MobileViTForSemanticSegmentation(T.MobileViTConfig(
-            image_size=64, hidden_sizes=[16, 16, 16], neck_hidden_sizes=[8, 8, 8, 8, 8, 8, 16], num_labels=c,
-            aspp_out_channels=16)),
-        "MobileViTImageProcessor", {},
+        lambda c: T.MobileViTForSemanticSegmentation(
+            T.MobileViTConfig(
+                image_size=64,
+                hidden_sizes=[16, 16, 16],
+                neck_hidden_sizes=[8, 8, 8, 8, 8, 8, 16],
+                num_labels=c,
+                aspp_out_channels=16,
+            )
+        ),
+        "MobileViTImageProcessor",
+        {},
     ),
     "maskformer": (
-        lambda c: T.MaskFormerForInstanceSegmentation(T.MaskFormerConfig(
-            backbone_config=swin(), num_labels=c, fpn_feature_size=32, mask_feature_size=32, num_queries=5,
-            decoder_config=T.DetrConfig(d_model=32, encoder_layers=1, decoder_layers=1, encoder_attention_heads=1,
-                                        decoder_attention_heads=1, encoder_ffn_dim=16, decoder_ffn_dim=16,
-                                        num_queries=5))),
-        "MaskFormerImageProcessor", {},
+        lambda c: T.MaskFormerForInstanceSegmentation(
+            T.MaskFormerConfig(
+                backbone_config=swin(),
+                num_labels=c,
+                fpn_feature_size=32,
+                mask_feature_size=32,
+                num_queries=5,
+                decoder_config=T.DetrConfig(
+                    d_model=32,
+                    encoder_layers=1,
+                    decoder_layers=1,
+                    encoder_attention_heads=1,
+                    decoder_attention_heads=1,
+                    encoder_ffn_dim=16,
+                    decoder_ffn_dim=16,
+                    num_queries=5,
+                ),
+            )
+        ),
+        "MaskFormerImageProcessor",
+        {},
     ),
     "mask2former": (
-        lambda c: T.Mask2FormerForUniversalSegmentation(T.Mask2FormerConfig(
-            backbone_config=swin(), num_labels=c, hidden_dim=32, feature_size=32, mask_feature_size=32,
-            num_queries=5, encoder_layers=1, decoder_layers=2, num_attention_heads=1, dim_feedforward=16,
-            encoder_feedforward_dim=16)),
-        "Mask2FormerImageProcessor", {},
+        lambda c: T.Mask2FormerForUniversalSegmentation(
+            T.Mask2FormerConfig(
+                backbone_config=swin(),
+                num_labels=c,
+                hidden_dim=32,
+                feature_size=32,
+                mask_feature_size=32,
+                num_queries=5,
+                encoder_layers=1,
+                decoder_layers=2,
+                num_attention_heads=1,
+                dim_feedforward=16,
+                encoder_feedforward_dim=16,
+            )
+        ),
+        "Mask2FormerImageProcessor",
+        {},
     ),
     "oneformer": (
-        lambda c: T.OneFormerForUniversalSegmentation(T.OneFormerConfig(
-            backbone_config=swin(), num_labels=c, hidden_dim=32, conv_dim=32, mask_dim=32, num_queries=5,
-            encoder_layers=1, decoder_layers=2, num_attention_heads=1, dim_feedforward=16, text_encoder_width=32,
-            text_encoder_num_layers=1, text_encoder_context_length=8, text_encoder_proj_layers=1,
-            text_encoder_n_ctx=4, text_encoder_vocab_size=50, max_seq_len=8, task_seq_len=8, is_training=False)),
-        "OneFormerImageProcessor", {"task_inputs": lambda b: torch.randint(0, 50, (b, 8))},
+        lambda c: T.OneFormerForUniversalSegmentation(
+            T.OneFormerConfig(
+                backbone_config=swin(),
+                num_labels=c,
+                hidden_dim=32,
+                conv_dim=32,
+                mask_dim=32,
+                num_queries=5,
+                encoder_layers=1,
+                decoder_layers=2,
+                num_attention_heads=1,
+                dim_feedforward=16,
+                text_encoder_width=32,
+                text_encoder_num_layers=1,
+                text_encoder_context_length=8,
+                text_encoder_proj_layers=1,
+                text_encoder_n_ctx=4,
+                text_encoder_vocab_size=50,
+                max_seq_len=8,
+                task_seq_len=8,
+                is_training=False,
+            )
+        ),
+        "OneFormerImageProcessor",
+        {"task_inputs": lambda b: torch.randint(0, 50, (b, 8))},
     ),
     "detr": (lambda c: T.DetrForSegmentation(detr_config(T.DetrConfig, c)), "DetrImageProcessor", {}),
     "conditional_detr": (
         lambda c: T.ConditionalDetrForSegmentation(detr_config(T.ConditionalDetrConfig, c)),
-        "ConditionalDetrImageProcessor", {},
+        "ConditionalDetrImageProcessor",
+        {},
     ),
 }
 
@@ -139,7 +254,6 @@ def model_run(name, classes=6, batch=3):
                 outputs[field] = torch.randn(value.shape, generator=g) * 3
         _RUNS[key] = (model, outputs)
     return _RUNS[key]
-
 
 
 @pytest.mark.parametrize("target_sizes", [SIZES, None, torch.tensor(SIZES)], ids=["list", "none", "tensor"])
@@ -183,8 +297,8 @@ def test_query_probabilities_sum_to_one():
 
 def test_conditional_detr_keeps_every_class():
     """Its logits have no no-object column: dropping the last column would lose a real class."""
-    model, outputs = model_run("conditional_detr")
-    outputs = type(outputs)(**{k: v for k, v in outputs.items()})
+    _model, outputs = model_run("conditional_detr")
+    outputs = type(outputs)(**dict(outputs.items()))
     outputs["logits"] = outputs.logits.clone()
     outputs.logits[..., -1] += 4  # make the last class win often
     probs = hf.restore_semantic_probs(outputs, target_sizes=SIZES)
@@ -207,10 +321,14 @@ def test_postprocess_equals_rankseg_on_restored_probs(name):
 
 
 def test_postprocess_single_class_is_multilabel():
-    model, outputs = model_run("segformer", classes=1)
+    _model, outputs = model_run("segformer", classes=1)
     probs = hf.restore_semantic_probs(outputs, target_sizes=SIZES)
-    assert torch.allclose(probs[0], torch.sigmoid(torch.nn.functional.interpolate(
-        outputs.logits[:1], size=SIZES[0], mode="bilinear", align_corners=False))[0])
+    assert torch.allclose(
+        probs[0],
+        torch.sigmoid(
+            torch.nn.functional.interpolate(outputs.logits[:1], size=SIZES[0], mode="bilinear", align_corners=False)
+        )[0],
+    )
     masks = hf.postprocess(outputs, target_sizes=SIZES)
     assert masks[0].shape == (1, *SIZES[0]) and masks[0].dtype == torch.bool
     assert torch.equal(masks[1], rankseg.RankSEG(output_mode="multilabel")(probs[1][None])[0])
@@ -248,12 +366,24 @@ def test_rejects_tuple_outputs():
 @pytest.mark.parametrize(
     "build,adapter",
     [
-        (lambda: T.models.sam.modeling_sam.SamImageSegmentationOutput(
-            iou_scores=torch.rand(1, 1, 3), pred_masks=torch.randn(1, 1, 3, 8, 8)), "Sam1"),
-        (lambda: T.models.sam2.modeling_sam2.Sam2ImageSegmentationOutput(
-            iou_scores=torch.rand(1, 1, 3), pred_masks=torch.randn(1, 1, 3, 8, 8)), "Sam2"),
-        (lambda: T.models.sam3.modeling_sam3.Sam3ImageSegmentationOutput(
-            pred_masks=torch.randn(1, 3, 8, 8), semantic_seg=torch.randn(1, 1, 8, 8)), "Sam3"),
+        (
+            lambda: T.models.sam.modeling_sam.SamImageSegmentationOutput(
+                iou_scores=torch.rand(1, 1, 3), pred_masks=torch.randn(1, 1, 3, 8, 8)
+            ),
+            "Sam1",
+        ),
+        (
+            lambda: T.models.sam2.modeling_sam2.Sam2ImageSegmentationOutput(
+                iou_scores=torch.rand(1, 1, 3), pred_masks=torch.randn(1, 1, 3, 8, 8)
+            ),
+            "Sam2",
+        ),
+        (
+            lambda: T.models.sam3.modeling_sam3.Sam3ImageSegmentationOutput(
+                pred_masks=torch.randn(1, 3, 8, 8), semantic_seg=torch.randn(1, 1, 8, 8)
+            ),
+            "Sam3",
+        ),
     ],
     ids=["sam", "sam2", "sam3"],
 )
@@ -268,8 +398,10 @@ def test_rejects_sam_outputs_and_names_the_adapter(build, adapter):
 
 def test_rejects_eomt_seggpt_and_custom_outputs():
     eomt = T.models.eomt.modeling_eomt.EomtForUniversalSegmentationOutput(
-        class_queries_logits=torch.randn(1, 5, 7), masks_queries_logits=torch.randn(1, 5, 8, 8),
-        patch_offsets=[torch.tensor([[0, 0, 8]])])
+        class_queries_logits=torch.randn(1, 5, 7),
+        masks_queries_logits=torch.randn(1, 5, 8, 8),
+        patch_offsets=[torch.tensor([[0, 0, 8]])],
+    )
     with raises(ValueError, "patch_offsets", "post_process_semantic_segmentation"):
         hf.postprocess(eomt)
     seggpt = T.models.seggpt.modeling_seggpt.SegGptImageSegmentationOutput(pred_masks=torch.randn(1, 3, 8, 8))
@@ -303,7 +435,12 @@ def semantic(logits):
         (semantic(torch.randn(1, 3, 8, 8)), {"target_sizes": (8, 8)}, TypeError, ["target_sizes", "[(8, 8)]"]),
         (semantic(torch.randn(1, 3, 8, 8)), {"target_sizes": "8x8"}, TypeError, ["target_sizes"]),
         (semantic(torch.randn(1, 3, 8, 8)), {"target_sizes": torch.tensor([[4.0, 4.0]])}, TypeError, ["target_sizes"]),
-        (semantic(torch.randn(1, 3, 8, 8)), {"target_sizes": torch.tensor([4, 4])}, ValueError, ["target_sizes", "(batch, 2)"]),
+        (
+            semantic(torch.randn(1, 3, 8, 8)),
+            {"target_sizes": torch.tensor([4, 4])},
+            ValueError,
+            ["target_sizes", "(batch, 2)"],
+        ),
     ],
 )
 def test_bad_inputs_raise_clear_errors(outputs, kwargs, exc, parts):
@@ -318,7 +455,7 @@ def test_detr_like_output_without_known_class_asks_for_model():
         pass
 
     Renamed.__module__ = type(outputs).__module__
-    renamed = Renamed(**{k: v for k, v in outputs.items()})
+    renamed = Renamed(**dict(outputs.items()))
     with raises(ValueError, "model=", "no-object"):
         hf.restore_semantic_probs(renamed)
     model, _ = model_run("detr")

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 import rankseg
+from rankseg._types import Metric, OutputMode
 
 
 def segmenter_output(shape: tuple, mode: str, seed: int = 0) -> torch.Tensor:
@@ -37,7 +38,7 @@ class Row:
         return self.rankseg_ms / self.baseline_ms
 
 
-CASES = {  # (mode, metric, shape)
+CASES: dict[str, list[tuple[OutputMode, Metric, tuple[int, ...]]]] = {  # (mode, metric, shape)
     "quick": [
         ("multiclass", "dice", (1, 21, 256, 256)),
         ("multilabel", "dice", (1, 5, 256, 256)),
@@ -91,15 +92,15 @@ def _peak_extra_mb(run: Callable[[], torch.Tensor], device: torch.device) -> flo
             f.write("5")
     except OSError:
         return None
-    before = _rss_bytes("VmRSS")
+    resident = _rss_bytes("VmRSS")
     out = run()
     peak = _rss_bytes("VmHWM")
-    if before is None or peak is None:
+    if resident is None or peak is None:
         return None
-    return max(0.0, (peak - before - out.numel() * out.element_size()) / 2**20)
+    return max(0.0, (peak - resident - out.numel() * out.element_size()) / 2**20)
 
 
-def measure(mode: str, metric: str, shape: tuple, device: torch.device, repeats: int) -> Row:
+def measure(mode: OutputMode, metric: Metric, shape: tuple, device: torch.device, repeats: int) -> Row:
     probs = segmenter_output(shape, mode).to(device)
     baseline = (lambda: probs.argmax(1)) if mode == "multiclass" else (lambda: probs > 0.5)
     segmenter = rankseg.RankSEG(metric=metric, output_mode=mode)

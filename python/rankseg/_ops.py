@@ -146,7 +146,9 @@ def _solve(
     return out
 
 
-def _multilabel(probs: torch.Tensor, metric: str, smooth: float, pruning_prob: float, check_values: bool) -> torch.Tensor:
+def _multilabel(
+    probs: torch.Tensor, metric: str, smooth: float, pruning_prob: float, check_values: bool
+) -> torch.Tensor:
     options = (_METRIC_CODES[metric], smooth, pruning_prob)
     out = _solve(probs, _masks_shape, torch.bool, _MULTILABEL, _C.rma_multilabel, options, check_values)
     return out.view(probs.shape).to(probs.device)
@@ -192,7 +194,9 @@ def sorted_multiclass(
     return op(probs, solver, smooth, pruning_prob, unassigned_policy, void_index, pruning)
 
 
-def _sorted_multilabel(probs: torch.Tensor, solver: str, smooth: float, pruning_prob: float, eps: float) -> torch.Tensor:
+def _sorted_multilabel(
+    probs: torch.Tensor, solver: str, smooth: float, pruning_prob: float, eps: float
+) -> torch.Tensor:
     options = (_SOLVER_CODES[solver], smooth, pruning_prob, eps)
     out = _solve(probs, _masks_shape, torch.bool, _MULTILABEL, _C.sorted_multilabel, options, True, True)
     return out.view(probs.shape).to(probs.device)

@@ -130,7 +130,7 @@ def parse_options(metric, smooth, output_mode, solver, pruning_prob, solver_para
             f"output_mode={output_mode!r}; allowed: {_quoted(allowed) if allowed else 'none'}"
         )
 
-    extra = {}
+    extra: dict[str, object] = {}
     if "unassigned_policy" in solver_params:
         extra["unassigned_policy"] = _choice(
             "unassigned_policy", solver_params["unassigned_policy"], UNASSIGNED_POLICIES
@@ -146,7 +146,7 @@ def parse_options(metric, smooth, output_mode, solver, pruning_prob, solver_para
     if "eps" in solver_params:
         extra["eps"] = _real("eps", solver_params["eps"], 0.0, 1.0, open_low=True, open_high=True)
 
-    return Options(metric, smooth, output_mode, solver, pruning_prob, **extra)
+    return Options(metric, smooth, output_mode, solver, pruning_prob, **extra)  # type: ignore[arg-type]
 
 
 def check_probs(probs: object) -> None:
@@ -159,9 +159,7 @@ def check_probs(probs: object) -> None:
         raise ValueError(f"probs must be on a CPU or CUDA device, got {probs.device}")
     shape = tuple(probs.shape)
     if probs.dim() < 3:
-        raise ValueError(
-            f"probs must have shape (B, C, *spatial) with at least one spatial dim, got shape {shape}"
-        )
+        raise ValueError(f"probs must have shape (B, C, *spatial) with at least one spatial dim, got shape {shape}")
     if shape[1] < 1 or any(s < 1 for s in shape[2:]):
         raise ValueError(f"probs must have C >= 1 and every spatial size >= 1, got shape {shape}")
 

@@ -56,7 +56,7 @@ def render(result: DemoResult, path: str) -> None:
     for i, (title, rgb) in enumerate(shown):
         x = GAP + i * (PANEL + GAP)
         draw.text((x, 5), title, fill="black", font=font)
-        canvas.paste(_image(rgb).resize((PANEL, PANEL), Image.NEAREST), (x, TITLE))
+        canvas.paste(_image(rgb).resize((PANEL, PANEL), Image.Resampling.NEAREST), (x, TITLE))
 
     y = TITLE + PANEL + 10
     x = GAP

@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import warnings
-from typing import Literal
+from typing import Any
 
 import torch
 
 from . import _ops
 from ._options import SORTING_SOLVERS, Options, check_probs, check_value_range, parse_options
-
-
-Metric = Literal["dice", "iou", "acc"]
-OutputMode = Literal["multiclass", "multilabel"]
-Solver = Literal["RMA", "exact", "BA", "TRNA", "BA+TRNA", "argmax", "TR"]
+from ._types import Metric, OutputMode, Solver
 
 
 class RankSEG:
@@ -51,12 +47,12 @@ class RankSEG:
 
     def __init__(
         self,
-        metric: str = "dice",
+        metric: Metric = "dice",
         smooth: float = 0.0,
-        output_mode: str = "multiclass",
-        solver: str = "RMA",
+        output_mode: OutputMode = "multiclass",
+        solver: Solver = "RMA",
         pruning_prob: float = 0.5,
-        **solver_params,
+        **solver_params: Any,
     ) -> None:
         self.options: Options = parse_options(metric, smooth, output_mode, solver, pruning_prob, solver_params)
         self._solver_params = {name: getattr(self.options, name) for name in solver_params}
@@ -130,7 +126,14 @@ class RankSEG:
         with torch.no_grad():
             if o.solver == "RMA" and o.output_mode == "multiclass":
                 return _ops.rma_multiclass(
-                    probs, o.metric, o.smooth, o.pruning_prob, o.unassigned_policy, o.void_index, check_values, o.pruning
+                    probs,
+                    o.metric,
+                    o.smooth,
+                    o.pruning_prob,
+                    o.unassigned_policy,
+                    o.void_index,
+                    check_values,
+                    o.pruning,
                 )
             if o.solver == "RMA":
                 return _ops.rma_multilabel(probs, o.metric, o.smooth, o.pruning_prob, check_values)

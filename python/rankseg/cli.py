@@ -14,7 +14,9 @@ from . import _build
 def _info(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     info = _build.build_info()
     info["cuda_kernels"] = _build.cuda_available()
-    info["gpus"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if info["cuda_devices"] else []
+    info["gpus"] = (
+        [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if info["cuda_devices"] else []
+    )
     if args.json:
         print(json.dumps(info, indent=2))
         return
@@ -65,10 +67,13 @@ def parser() -> argparse.ArgumentParser:
     info.add_argument("--json", action="store_true", help="print the build information as JSON")
     info.set_defaults(run=_info, parser=info)
     demo = commands.add_parser("demo", help="argmax vs RankSEG on a built-in synthetic scene (no network)")
-    demo.add_argument("--output", metavar="PATH", default="rankseg-demo.png",
-                      help="where to write the picture (PNG; default: %(default)s)")
-    demo.add_argument("--no-picture", dest="output", action="store_const", const=None,
-                      help="print the scores only")
+    demo.add_argument(
+        "--output",
+        metavar="PATH",
+        default="rankseg-demo.png",
+        help="where to write the picture (PNG; default: %(default)s)",
+    )
+    demo.add_argument("--no-picture", dest="output", action="store_const", const=None, help="print the scores only")
     demo.set_defaults(run=_demo, parser=demo)
     bench = commands.add_parser("bench", help="time RankSEG against argmax / a 0.5 threshold on this machine")
     bench.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where to run (default: cpu)")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from typing import ClassVar
 
 import numpy as np
 import scipy.stats
@@ -50,7 +51,7 @@ class RefinedNormalPB(Distribution):
         loc: Mean of the count. scale: Its standard deviation (> 0). skew: Its skewness.
     """
 
-    arg_constraints = {
+    arg_constraints: ClassVar[dict[str, constraints.Constraint]] = {
         "dim": constraints.nonnegative_integer,
         "loc": constraints.real,
         "scale": constraints.positive,

@@ -2,24 +2,27 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from ._options import check_safe_screening
 from ._rankseg import RankSEG
+from ._types import Metric, OutputMode, RankDiceSolver, SafeScreening, Solver, UnassignedPolicy
 
 __all__ = ["rankseg", "rankseg_rma", "rankdice_ba"]
 
 
 def rankseg(
     probs: torch.Tensor,
-    metric: str = "dice",
+    metric: Metric = "dice",
     smooth: float = 0.0,
-    output_mode: str = "multiclass",
-    solver: str = "RMA",
+    output_mode: OutputMode = "multiclass",
+    solver: Solver = "RMA",
     pruning_prob: float = 0.5,
     *,
     check_values: bool = True,
-    **solver_params,
+    **solver_params: Any,
 ) -> torch.Tensor:
     """``RankSEG(metric, smooth, output_mode, solver, pruning_prob, **solver_params).predict(probs, check_values)``.
 
@@ -31,13 +34,13 @@ def rankseg(
 
 def rankseg_rma(
     probs: torch.Tensor,
-    metric: str = "dice",
+    metric: Metric = "dice",
     smooth: float = 0.0,
-    output_mode: str = "multiclass",
+    output_mode: OutputMode = "multiclass",
     pruning_prob: float = 0.5,
-    unassigned_policy: str = "max_score",
+    unassigned_policy: UnassignedPolicy = "max_score",
     void_index: int = 255,
-    safe_screening: bool | str = False,
+    safe_screening: SafeScreening = False,
 ) -> torch.Tensor:
     """RankSEG with the RMA solver, in the signature of rankseg 0.0.x.
 
@@ -51,7 +54,7 @@ def rankseg_rma(
         raise TypeError(f"unassigned_policy must be a string, got {type(unassigned_policy).__name__}")
     multiclass = isinstance(output_mode, str) and output_mode.strip().lower() == "multiclass"
     void = unassigned_policy.strip().lower() != "max_score"
-    params = {"unassigned_policy": unassigned_policy} if multiclass else {}
+    params: dict[str, object] = {"unassigned_policy": unassigned_policy} if multiclass else {}
     if multiclass and void:
         params["void_index"] = void_index
     elif void_index != 255:
@@ -68,7 +71,11 @@ def rankseg_rma(
 
 
 def rankdice_ba(
-    probs: torch.Tensor, solver: str = "BA", smooth: float = 0.0, eps: float = 1e-4, pruning_prob: float = 0.5
+    probs: torch.Tensor,
+    solver: RankDiceSolver = "BA",
+    smooth: float = 0.0,
+    eps: float = 1e-4,
+    pruning_prob: float = 0.5,
 ) -> torch.Tensor:
     """RankDice's multilabel Dice masks (B, C, *spatial), bool, in the signature of rankseg 0.0.x.
 

@@ -23,6 +23,7 @@ import torch
 
 from . import _C
 from ._ops import _describe
+from ._types import ExpectedMethod, Reduction
 
 __all__ = ["dice", "iou", "expected_dice", "expected_iou"]
 
@@ -125,7 +126,7 @@ def dice(
     ignore_index: int | None = None,
     smooth: float = 0.0,
     empty_score: float = float("nan"),
-    reduction: str = "none",
+    reduction: Reduction = "none",
 ) -> torch.Tensor:
     """Dice of predictions against ground truth, per image and class (see the module's conventions).
 
@@ -146,7 +147,7 @@ def iou(
     ignore_index: int | None = None,
     smooth: float = 0.0,
     empty_score: float = float("nan"),
-    reduction: str = "none",
+    reduction: Reduction = "none",
 ) -> torch.Tensor:
     """IoU (Jaccard) of predictions against ground truth, per image and class; arguments as :func:`dice`."""
     return _measured("iou", pred, target, num_classes, ignore_index, smooth, empty_score, reduction)
@@ -173,8 +174,9 @@ def _expected(metric: str, probs, pred, smooth, empty_score, method, samples, ge
         out = torch.empty(p.shape[:2], dtype=torch.float64)
         if p.shape[0] and p.shape[2]:
             code = 0 if metric == "dice" else 1
-            _C.expected_scores(_describe(p), _describe(m.contiguous()), _describe(out), code, s, empty,
-                               torch.get_num_threads())
+            _C.expected_scores(
+                _describe(p), _describe(m.contiguous()), _describe(out), code, s, empty, torch.get_num_threads()
+            )
         return out
     if method == "enumerate":
         return _enumerated(metric, p.double(), m, s, empty)
@@ -226,7 +228,7 @@ def expected_dice(
     *,
     smooth: float = 0.0,
     empty_score: float = 0.0,
-    method: str = "exact",
+    method: ExpectedMethod = "exact",
     samples: int = 1000,
     generator: torch.Generator | None = None,
 ):
@@ -249,7 +251,7 @@ def expected_iou(
     *,
     smooth: float = 0.0,
     empty_score: float = 0.0,
-    method: str = "exact",
+    method: ExpectedMethod = "exact",
     samples: int = 1000,
     generator: torch.Generator | None = None,
 ):

@@ -10,6 +10,8 @@ through one batched solver call. ``transformers`` itself is never imported here.
 from __future__ import annotations
 
 import numbers
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 
@@ -22,7 +24,7 @@ __all__ = ["Sam1", "Sam2", "Sam3"]
 class _SamAdapter:
     name = ""
 
-    def __init__(self, rankseg_kwargs=None) -> None:
+    def __init__(self, rankseg_kwargs: Mapping[str, Any] | None = None) -> None:
         if not isinstance(rankseg_kwargs, (dict, type(None))):
             raise TypeError(f"rankseg_kwargs must be a dict or None, got {type(rankseg_kwargs).__name__}")
         kwargs = dict(rankseg_kwargs or {})
@@ -50,9 +52,12 @@ class _SamAdapter:
         """RankSEG on per-image probabilities (N, C, H, W) in few calls: images whose other dims agree are
         concatenated along `dim` (0: prompts are separate images anyway; 1: multilabel masks are independent
         per class too), solved at once and split back. An empty concatenation gives empty masks."""
+
         def solve(_, index):
             stacked = torch.cat([probs[i] for i in index], dim)
-            masks = self.segmenter(stacked) if stacked.shape[dim] else stacked.new_zeros(stacked.shape, dtype=torch.bool)
+            masks = (
+                self.segmenter(stacked) if stacked.shape[dim] else stacked.new_zeros(stacked.shape, dtype=torch.bool)
+            )
             return masks.split([probs[i].shape[dim] for i in index], dim)
 
         return per_group([tuple(s for d, s in enumerate(p.shape) if d != dim) for p in probs], solve)
@@ -61,7 +66,9 @@ class _SamAdapter:
 def _prompt_masks(outputs, prompts: str):
     """pred_masks as (batch, prompts, masks, h, w), and the function that gives per-image results back in the
     form they came: the model's 5-D form, or the documented 4-D form (batch, masks, h, w) of one prompt each."""
-    logits = tensor_field(outputs, "pred_masks", (4, 5), f"(batch, {prompts}, masks, height, width) or (batch, masks, height, width)")
+    logits = tensor_field(
+        outputs, "pred_masks", (4, 5), f"(batch, {prompts}, masks, height, width) or (batch, masks, height, width)"
+    )
     if logits.dim() == 5:
         return logits, lambda results: results
     return logits.unsqueeze(1), lambda results: [r.squeeze(0) for r in results]
@@ -77,18 +84,20 @@ class Sam1(_SamAdapter):
 
     name = "Sam1"
 
-    def __init__(self, rankseg_kwargs=None, pad_size=(1024, 1024)) -> None:
+    def __init__(
+        self, rankseg_kwargs: Mapping[str, Any] | None = None, pad_size: tuple[int, int] = (1024, 1024)
+    ) -> None:
         super().__init__(rankseg_kwargs)
         self.pad_size = image_sizes([pad_size], "pad_size", 1, allow_single=False)[0]
 
-    def restore_mask_probs(self, outputs, *, original_sizes, reshaped_input_sizes) -> list[torch.Tensor]:
+    def restore_mask_probs(self, outputs: Any, *, original_sizes: Any, reshaped_input_sizes: Any) -> list[torch.Tensor]:
         """Per image, probabilities (prompts, masks, H, W) ((masks, H, W) for 4-D pred_masks): resize to the
         padded size, crop to the resized input, resize to the original size (bilinear, align_corners=False),
         sigmoid."""
         probs, squeeze = self._restore(outputs, original_sizes, reshaped_input_sizes)
         return squeeze(probs)
 
-    def postprocess(self, outputs, *, original_sizes, reshaped_input_sizes) -> list[torch.Tensor]:
+    def postprocess(self, outputs: Any, *, original_sizes: Any, reshaped_input_sizes: Any) -> list[torch.Tensor]:
         """Per image, RankSEG masks from :meth:`restore_mask_probs` (bool (prompts, masks, H, W) by default)."""
         with torch.no_grad():
             probs, squeeze = self._restore(outputs, original_sizes, reshaped_input_sizes)
@@ -106,6 +115,7 @@ class Sam1(_SamAdapter):
                     f"reshaped_input_sizes[{i}] = {(h, w)} is larger than pad_size {self.pad_size}; pass the "
                     "processor's pad_size to Sam1(pad_size=...)"
                 )
+
         def restore(key, index):
             (crop_h, crop_w), size = key
             x = logits[index].flatten(0, 1)  # (images * prompts, masks, h, w)
@@ -126,7 +136,9 @@ class Sam2(_SamAdapter):
 
     name = "Sam2"
 
-    def __init__(self, rankseg_kwargs=None, apply_non_overlapping_constraints: bool = False) -> None:
+    def __init__(
+        self, rankseg_kwargs: Mapping[str, Any] | None = None, apply_non_overlapping_constraints: bool = False
+    ) -> None:
         super().__init__(rankseg_kwargs)
         if not isinstance(apply_non_overlapping_constraints, bool):
             raise TypeError(
@@ -135,13 +147,13 @@ class Sam2(_SamAdapter):
             )
         self.apply_non_overlapping_constraints = apply_non_overlapping_constraints
 
-    def restore_mask_probs(self, outputs, *, original_sizes) -> list[torch.Tensor]:
+    def restore_mask_probs(self, outputs: Any, *, original_sizes: Any) -> list[torch.Tensor]:
         """Per image, probabilities (objects, masks, H, W) ((masks, H, W) for 4-D pred_masks): resize to the
         original size, optionally keep only the highest-logit object per pixel, sigmoid."""
         probs, squeeze = self._restore(outputs, original_sizes)
         return squeeze(probs)
 
-    def postprocess(self, outputs, *, original_sizes) -> list[torch.Tensor]:
+    def postprocess(self, outputs: Any, *, original_sizes: Any) -> list[torch.Tensor]:
         """Per image, RankSEG masks from :meth:`restore_mask_probs` (bool (objects, masks, H, W) by default)."""
         with torch.no_grad():
             probs, squeeze = self._restore(outputs, original_sizes)
@@ -152,6 +164,7 @@ class Sam2(_SamAdapter):
         logits, squeeze = _prompt_masks(outputs, "objects")
         batch, objects = logits.shape[:2]
         original = image_sizes(original_sizes, "original_sizes", batch, allow_single=True)
+
         def restore(size, index):
             x = resize(logits[index].flatten(0, 1), size).unflatten(0, (len(index), objects))
             if self.apply_non_overlapping_constraints and objects > 1:
@@ -172,8 +185,9 @@ class Sam3(_SamAdapter):
     """
 
     name = "Sam3"
+    threshold: float
 
-    def __init__(self, rankseg_kwargs=None, threshold: float = 0.3) -> None:
+    def __init__(self, rankseg_kwargs: Mapping[str, Any] | None = None, threshold: float = 0.3) -> None:
         super().__init__(rankseg_kwargs)
         if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real):
             raise TypeError(f"threshold must be a real number, got {type(threshold).__name__}")
@@ -181,7 +195,7 @@ class Sam3(_SamAdapter):
             raise ValueError(f"threshold must lie in [0, 1], got {threshold!r}")
         self.threshold = float(threshold)
 
-    def restore_instance_mask_probs(self, outputs, *, target_sizes=None) -> list[dict]:
+    def restore_instance_mask_probs(self, outputs: Any, *, target_sizes: Any = None) -> list[dict]:
         """Per image, a dict of kept instances: ``scores`` (K,), ``boxes`` (K, 4) xyxy (scaled to pixels when
         ``target_sizes`` is given) and ``mask_probs`` (K, H, W). Scores are sigmoid(pred_logits), times
         sigmoid(presence_logits) when present; masks are sigmoid(pred_masks), resized when asked."""
@@ -201,7 +215,9 @@ class Sam3(_SamAdapter):
         probs = masks.sigmoid()
         sizes = None if target_sizes is None else image_sizes(target_sizes, "target_sizes", batch, allow_single=True)
         if sizes is not None:
-            scale = torch.tensor([[w, h, w, h] for h, w in sizes], dtype=boxes.dtype, device=boxes.device).reshape(-1, 4)
+            scale = torch.tensor([[w, h, w, h] for h, w in sizes], dtype=boxes.dtype, device=boxes.device).reshape(
+                -1, 4
+            )
             boxes = boxes * scale[:, None, :]
         keep = scores > self.threshold
         results = [
@@ -219,7 +235,7 @@ class Sam3(_SamAdapter):
                 r["mask_probs"] = m
         return results
 
-    def postprocess_instance(self, outputs, *, target_sizes=None) -> list[dict]:
+    def postprocess_instance(self, outputs: Any, *, target_sizes: Any = None) -> list[dict]:
         """Per image, ``scores``, ``boxes`` and RankSEG ``masks`` of the kept instances (bool (K, H, W) by
         default; empty (0, H, W) when nothing clears the threshold)."""
         with torch.no_grad():
@@ -233,7 +249,7 @@ class Sam3(_SamAdapter):
                 ]
             return [{"scores": r["scores"], "boxes": r["boxes"], "masks": m} for r, m in zip(results, masks)]
 
-    def restore_semantic_mask_probs(self, outputs, *, target_sizes=None) -> list[torch.Tensor]:
+    def restore_semantic_mask_probs(self, outputs: Any, *, target_sizes: Any = None) -> list[torch.Tensor]:
         """Per image, the semantic probability map (1, H, W): sigmoid(semantic_seg), resized when asked."""
         self._check(outputs)
         probs = tensor_field(outputs, "semantic_seg", 4, "(batch, 1, height, width)").sigmoid()
@@ -242,7 +258,7 @@ class Sam3(_SamAdapter):
         sizes = image_sizes(target_sizes, "target_sizes", probs.shape[0], allow_single=True)
         return per_group(sizes, lambda size, index: resize(probs[index], size))
 
-    def postprocess_semantic(self, outputs, *, target_sizes=None) -> list[torch.Tensor]:
+    def postprocess_semantic(self, outputs: Any, *, target_sizes: Any = None) -> list[torch.Tensor]:
         """Per image, RankSEG masks from :meth:`restore_semantic_mask_probs` (bool (1, H, W) by default)."""
         with torch.no_grad():
             probs = self.restore_semantic_mask_probs(outputs, target_sizes=target_sizes)

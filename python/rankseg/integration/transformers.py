@@ -11,6 +11,9 @@ where the fields do not decide.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import torch
 
 from .._rankseg import RankSEG
@@ -41,7 +44,7 @@ _DETR_OUTPUTS = {"DetrSegmentationOutput": True, "ConditionalDetrSegmentationOut
 _DETR_MODEL_TYPES = {"detr": True, "conditional_detr": False}
 
 
-def restore_semantic_probs(outputs, *, model=None, target_sizes=None) -> list[torch.Tensor]:
+def restore_semantic_probs(outputs: Any, *, model: Any = None, target_sizes: Any = None) -> list[torch.Tensor]:
     """Per-image class probabilities ``(C, H, W)`` from a Transformers segmentation output.
 
     Args:
@@ -71,7 +74,9 @@ def restore_semantic_probs(outputs, *, model=None, target_sizes=None) -> list[to
     return per_group(sizes, lambda size, index: finish(resize(scores[index], size)))
 
 
-def postprocess(outputs, *, model=None, target_sizes=None, rankseg_kwargs=None) -> list[torch.Tensor]:
+def postprocess(
+    outputs: Any, *, model: Any = None, target_sizes: Any = None, rankseg_kwargs: Mapping[str, Any] | None = None
+) -> list[torch.Tensor]:
     """RankSEG masks from a Transformers segmentation output, one per image.
 
     Arguments as in :func:`restore_semantic_probs`; ``rankseg_kwargs`` go to :class:`rankseg.RankSEG`. Without
@@ -100,7 +105,9 @@ def _semantic_scores(outputs, model):
         class_logits = tensor_field(outputs, "class_queries_logits", 3, "(batch, queries, classes + 1)")
         mask_logits = tensor_field(outputs, "masks_queries_logits", 4, "(batch, queries, height, width)")
         known = transformers_class(outputs)
-        pre_resize = _MASK_PRE_RESIZE.get(known.__name__ if known else "") or _MASK_PRE_RESIZE.get(model_type(model))
+        pre_resize = _MASK_PRE_RESIZE.get(known.__name__ if known else "") or _MASK_PRE_RESIZE.get(
+            model_type(model) or ""
+        )
         return _query_scores(class_logits, mask_logits, True, pre_resize, "class_queries_logits"), _normalise
     class_logits = tensor_field(outputs, "logits", 3, "(batch, queries, classes)")
     mask_logits = tensor_field(outputs, "pred_masks", 4, "(batch, queries, height, width)")
@@ -142,8 +149,9 @@ def _family(outputs, model) -> str:
     if {"logits", "pred_masks"} <= has:
         if name in _DETR_OUTPUTS:
             return "detr" if _DETR_OUTPUTS[name] else "detr_all_classes"
-        if model_type(model) in _DETR_MODEL_TYPES:
-            return "detr" if _DETR_MODEL_TYPES[model_type(model)] else "detr_all_classes"
+        kind = model_type(model)
+        if kind is not None and kind in _DETR_MODEL_TYPES:
+            return "detr" if _DETR_MODEL_TYPES[kind] else "detr_all_classes"
         raise ValueError(
             f"{name} has logits and pred_masks, but whether its logits end with a no-object column depends on "
             "the model; pass model= (DETR has one, Conditional DETR has none)"
@@ -159,8 +167,6 @@ def _family(outputs, model) -> str:
         f"{name} has none of the supported fields: logits, class_queries_logits + masks_queries_logits, "
         "logits + pred_masks"
     )
-
-
 
 
 def _query_scores(class_logits, mask_logits, has_no_object, pre_resize, class_field) -> torch.Tensor:
@@ -195,5 +201,6 @@ def _normalise(scores: torch.Tensor) -> torch.Tensor:
 
 def _target_sizes(target_sizes, batch: int, model_size) -> list[tuple[int, int]]:
     if target_sizes is None:
-        return [tuple(int(s) for s in model_size)] * batch
+        height, width = (int(s) for s in model_size)
+        return [(height, width)] * batch
     return image_sizes(target_sizes, "target_sizes", batch, allow_single=False)
