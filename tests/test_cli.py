@@ -90,6 +90,7 @@ def test_bench_on_cuda_without_a_gpu_is_a_usage_error():
 
 
 def test_unwritable_picture_path_is_a_clean_error(tmp_path):
+    pytest.importorskip("PIL")
     done = run_cli("demo", "--output", str(tmp_path / "missing" / "demo.png"))
     assert done.returncode == 1
     assert "cannot write" in done.stderr and "Traceback" not in done.stderr

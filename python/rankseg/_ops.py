@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import math
+import typing
 import warnings
 
 import torch
@@ -220,6 +221,8 @@ def _sorted_multiclass(
 
 def _custom_op(name: str, impl, out_shape, out_dtype):
     """The registered op for impl, with a fake that gives only the output's shape (torch.compile, export, meta)."""
+    # Resolved annotations: torch < 2.5 cannot read the strings that `from __future__ import annotations` leaves.
+    impl.__annotations__ = typing.get_type_hints(impl)
     op = torch.library.custom_op(f"rankseg::{name}", impl, mutates_args=())
     op.register_fake(lambda probs, *args: probs.new_empty(out_shape(probs), dtype=out_dtype))
     return op

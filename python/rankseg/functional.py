@@ -77,7 +77,7 @@ def rankdice_ba(
     eps: float = 1e-4,
     pruning_prob: float = 0.5,
 ) -> torch.Tensor:
-    """RankDice's multilabel Dice masks (B, C, *spatial), bool, in the signature of rankseg 0.0.x.
+    """RankDice's multilabel Dice masks ``(B, C, *spatial)``, bool, in the signature of rankseg 0.0.x.
 
     ``solver`` is ``"BA"``, ``"TRNA"`` or ``"BA+TRNA"`` (case-insensitive): :class:`rankseg.RankSEG` with
     ``metric="dice"``, ``output_mode="multilabel"`` and ``eps``. Computed on the CPU; CUDA tensors go through the

@@ -131,7 +131,7 @@ def dice(
     """Dice of predictions against ground truth, per image and class (see the module's conventions).
 
     Args:
-        pred, target: label maps (B, *spatial) with ``num_classes``, or bool masks (B, C, *spatial).
+        pred, target: label maps ``(B, *spatial)`` with ``num_classes``, or bool masks ``(B, C, *spatial)``.
         ignore_index: label-map truths equal to it are left out, from the prediction too.
         reduction: ``"none"`` (B, C) float64; ``"class"`` (C,), each class averaged over the images where it
             has a score; ``"mean"``, the mean of those over classes.
@@ -236,8 +236,8 @@ def expected_dice(
     (for softmax outputs: labels drawn from the probabilities), per image and class, (B, C) float64.
 
     Args:
-        probs: (B, C, *spatial) probabilities (any device; computed on the CPU).
-        pred: bool masks (B, C, *spatial), or labels (B, *spatial) in [0, C) (others predict no class).
+        probs: ``(B, C, *spatial)`` probabilities (any device; computed on the CPU).
+        pred: bool masks ``(B, C, *spatial)``, or labels ``(B, *spatial)`` in [0, C) (others predict no class).
         method: ``"exact"`` (quadrature with relative error below 1e-15, docs/algorithm.md), ``"enumerate"``
             (all 2^N label vectors, N <= 16 pixels per class), or ``"monte_carlo"``, which returns
             ``(mean, standard_error)`` over ``samples`` draws.
@@ -256,5 +256,5 @@ def expected_iou(
     generator: torch.Generator | None = None,
 ):
     """Expected IoU of a prediction; arguments as :func:`expected_dice`. Exact because the labels inside and
-    outside the prediction are independent: E[IoU] = E[TP + s] E[1 / (|pred| + s + positives outside)]."""
+    outside the prediction are independent: ``E[IoU] = E[TP + s] E[1 / (|pred| + s + positives outside)]``."""
     return _expected("iou", probs, pred, smooth, empty_score, method, samples, generator)
