@@ -16,7 +16,7 @@ import rankseg
 
 repo = Path(__file__).resolve().parents[1]
 where = Path(rankseg.__file__).resolve()
-assert repo not in where.parents, f"rankseg imported from the source tree: {where}"
+assert repo / "python" not in where.parents, f"rankseg imported from the source tree: {where}"
 print(f"rankseg {rankseg.__version__} from {Path(rankseg.__file__).parent}")
 print(json.dumps(rankseg.build_info()))
 

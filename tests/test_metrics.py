@@ -56,30 +56,12 @@ def test_label_maps_match_numpy(shape, metric, smooth, empty, ignore):
     target = rng.choice([*range(classes - 1), 255], (batch, h, w))
     expected = numpy_scores(pred, target, classes, metric, smooth, empty, ignore)
     fn = getattr(metrics, metric)
-    got = fn(
-        torch.tensor(pred),
-        torch.tensor(target),
-        num_classes=classes,
-        ignore_index=ignore,
-        smooth=smooth,
-        empty_score=empty,
-    )
-    np.testing.assert_allclose(got.numpy(), expected, rtol=1e-12, equal_nan=True)
+    args = (torch.tensor(pred), torch.tensor(target))
+    options = {"num_classes": classes, "ignore_index": ignore, "smooth": smooth, "empty_score": empty}
+    np.testing.assert_allclose(fn(*args, **options).numpy(), expected, rtol=1e-12, equal_nan=True)
     class_means = np.array([np.nanmean(col) if not np.isnan(col).all() else np.nan for col in expected.T])
-    np.testing.assert_allclose(
-        fn(
-            torch.tensor(pred),
-            torch.tensor(target),
-            num_classes=classes,
-            ignore_index=ignore,
-            smooth=smooth,
-            empty_score=empty,
-            reduction="class",
-        ).numpy(),
-        class_means,
-        rtol=1e-12,
-        equal_nan=True,
-    )
+    got = fn(*args, **options, reduction="class").numpy()
+    np.testing.assert_allclose(got, class_means, rtol=1e-12, equal_nan=True)
 
 
 def test_multilabel_masks_match_numpy_per_class():
