@@ -22,8 +22,9 @@ def _font(size: int):
 
 
 def _image(rgb: torch.Tensor):
-    """(H, W, 3) float in [0, 255] to a PIL image."""
-    return Image.fromarray(rgb.round().clamp(0, 255).to(torch.uint8).numpy(), "RGB")
+    """(H, W, 3) float in [0, 255] to a PIL image (through bytes: torch's NumPy bridge may be absent)."""
+    pixels = rgb.round().clamp(0, 255).to(torch.uint8).contiguous()
+    return Image.frombytes("RGB", (pixels.shape[1], pixels.shape[0]), bytes(pixels.flatten().tolist()))
 
 
 def _labels_rgb(labels: torch.Tensor) -> torch.Tensor:
