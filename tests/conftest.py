@@ -64,13 +64,17 @@ def make_probs(kind: str, shape: tuple, seed: int, dtype=torch.float32, layout="
         x = centers.gather(2, pick) + torch.rand(b, c, n, generator=g, dtype=torch.float64) * 1e-5
     else:
         raise ValueError(kind)
-    x = x.to(dtype).reshape(shape)
+    return laid_out(x.to(dtype).reshape(shape), layout)
+
+
+def laid_out(x: torch.Tensor, layout: str) -> torch.Tensor:
+    """The same values contiguous, channels_last (classes innermost), or strided (every other element)."""
     if layout == "channels_last":
-        x = x.movedim(1, -1).contiguous().movedim(-1, 1)
-    elif layout == "strided":
-        wide = torch.zeros(*shape[:-1], shape[-1] * 2, dtype=dtype)
+        return x.movedim(1, -1).contiguous().movedim(-1, 1)
+    if layout == "strided":
+        wide = torch.zeros(*x.shape[:-1], x.shape[-1] * 2, dtype=x.dtype)
         wide[..., ::2] = x
-        x = wide[..., ::2]
+        return wide[..., ::2]
     return x
 
 

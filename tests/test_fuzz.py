@@ -10,7 +10,7 @@ import math
 
 import pytest
 import torch
-from conftest import DTYPES, LAYOUTS, assert_labels_optimal, assert_masks_optimal, make_probs
+from conftest import DTYPES, LAYOUTS, assert_labels_optimal, assert_masks_optimal, laid_out, make_probs
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_rma import active_flags
@@ -36,16 +36,6 @@ def with_edges(probs: torch.Tensor, seed: int) -> torch.Tensor:
         ]
         flat[picks] = values.to(flat.dtype)
     return flat.reshape(probs.shape)
-
-
-def laid_out(x: torch.Tensor, layout: str) -> torch.Tensor:
-    if layout == "channels_last":
-        return x.movedim(1, -1).contiguous().movedim(-1, 1)
-    if layout == "strided":
-        wide = torch.zeros(*x.shape[:-1], x.shape[-1] * 2, dtype=x.dtype)
-        wide[..., ::2] = x
-        return wide[..., ::2]
-    return x
 
 
 valid_cases = st.fixed_dictionaries(

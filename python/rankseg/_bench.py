@@ -1,5 +1,6 @@
 """`rankseg bench`: RankSEG against argmax (multiclass) or a 0.5 threshold (multilabel) on this machine, on
-synthetic segmenter outputs, with the peak memory a call takes beyond its input and output."""
+synthetic segmenter outputs (the *fields* inputs of the repository's benchmarks, defined here), with the peak
+memory a call takes beyond its input and output."""
 
 from __future__ import annotations
 
@@ -15,15 +16,23 @@ import rankseg
 from rankseg._types import Metric, OutputMode
 
 
-def segmenter_output(shape: tuple, mode: str, seed: int = 0) -> torch.Tensor:
-    """Smooth random logits with six classes present: confident interiors, uncertain borders."""
+def logit_fields(shape: tuple, present: int = 6, seed: int = 0) -> torch.Tensor:
+    """Smooth random logits: a handful of classes present per image, confident interiors, uncertain borders."""
     g = torch.Generator().manual_seed(seed)
-    b, c, h, w = shape
-    low = torch.randn(b, c, max(2, h // 32), max(2, w // 32), generator=g) * 4 - 8
+    b, c, *spatial = shape
+    low = torch.randn(b, c, *[max(2, s // 32) for s in spatial], generator=g) * 4 - 8
     for i in range(b):
-        low[i, torch.randperm(c, generator=g)[: min(6, c)]] += 8
-    logits = F.interpolate(low, size=(h, w), mode="bilinear", align_corners=False)
-    return logits.softmax(1) if mode == "multiclass" else torch.sigmoid(logits / 2)
+        low[i, torch.randperm(c, generator=g)[:present]] += 8
+    mode = {1: "linear", 2: "bilinear", 3: "trilinear"}[len(spatial)]
+    return F.interpolate(low, size=tuple(spatial), mode=mode, align_corners=False)
+
+
+def softmax_fields(shape: tuple, seed: int = 0) -> torch.Tensor:
+    return logit_fields(shape, seed=seed).softmax(1)
+
+
+def sigmoid_fields(shape: tuple, seed: int = 0) -> torch.Tensor:
+    return torch.sigmoid(logit_fields(shape, present=shape[1], seed=seed) / 2)
 
 
 @dataclass
@@ -101,7 +110,7 @@ def _peak_extra_mb(run: Callable[[], torch.Tensor], device: torch.device) -> flo
 
 
 def measure(mode: OutputMode, metric: Metric, shape: tuple, device: torch.device, repeats: int) -> Row:
-    probs = segmenter_output(shape, mode).to(device)
+    probs = (softmax_fields if mode == "multiclass" else sigmoid_fields)(shape).to(device)
     baseline = (lambda: probs.argmax(1)) if mode == "multiclass" else (lambda: probs > 0.5)
     segmenter = rankseg.RankSEG(metric=metric, output_mode=mode)
 
