@@ -4,12 +4,14 @@ import torch  # noqa: F401  (loads torch's OpenMP runtime before the compiled co
 
 from . import functional, metrics
 from ._build import build_info, cuda_available, version
+from ._module import RankSEGModule
 from ._rankseg import RankSEG
 from .functional import rankdice_ba, rankseg, rankseg_rma
 
 __version__ = version()
 __all__ = [
     "RankSEG",
+    "RankSEGModule",
     "rankseg",
     "rankseg_rma",
     "rankdice_ba",

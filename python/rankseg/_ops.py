@@ -100,9 +100,23 @@ class _GpuCall:
 
 
 def through_dispatcher(probs: torch.Tensor) -> bool:
-    """Tracing, fake or meta tensors and tensor subclasses need the registered op; plain tensors do not."""
+    """Whether this call must go through the registered op rather than straight to ``_C``.
+
+    Fake or meta tensors and tensor subclasses need the op, and so does every kind of tracing: torch.compile
+    and export see only what passes the dispatcher, and torch.jit.trace records dispatcher ops, so a direct
+    ``_C`` call would leave a traced graph holding only the output's allocation (uninitialised memory).
+    """
     plain = type(probs) is torch.Tensor and probs.device.type in ("cpu", "cuda")
-    return torch.compiler.is_compiling() or not plain
+    return not plain or torch.jit.is_tracing() or torch.compiler.is_compiling()
+
+
+def refuse_tracing(name: str) -> None:
+    """For entry points with no registered op: refuse torch.jit.trace rather than record a wrong graph."""
+    if torch.jit.is_tracing():
+        raise RuntimeError(
+            f"{name} cannot be recorded by torch.jit.trace (it calls the compiled core directly, which a trace "
+            "would drop); compute it outside the traced function"
+        )
 
 
 def rma_multilabel(

@@ -8,6 +8,7 @@ from typing import Any
 import torch
 
 from . import _ops
+from ._module import RankSEGModule
 from ._options import SORTING_SOLVERS, Options, check_probs, check_value_range, parse_options
 from ._types import Metric, OutputMode, Solver
 
@@ -109,18 +110,18 @@ class RankSEG:
             int64 ``(B, *spatial)`` labels for ``"multiclass"``, bool ``(B, C, *spatial)`` for
             ``"multilabel"``, on the device of ``probs``.
         """
-        check_probs(probs)
         if not isinstance(check_values, bool):
             raise TypeError(f"check_values must be a bool, got {type(check_values).__name__} {check_values!r}")
         o = self.options
+        if torch.jit.is_tracing():
+            # Under torch.jit.trace sizes are traced values, and these checks see the example's shape only; the
+            # compiled core checks the shape of every call again, so the traced graph loses nothing.
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", torch.jit.TracerWarning)
+                self._check_shape(probs)
+        else:
+            self._check_shape(probs)
         classes = probs.shape[1]
-        if o.output_mode == "multiclass" and classes == 1:
-            raise ValueError(
-                "output_mode='multiclass' needs at least 2 classes, got probs with C = 1; use "
-                "output_mode='multilabel' or give two channels (background, foreground)"
-            )
-        if o.unassigned_policy == "void" and 0 <= o.void_index < classes:
-            raise ValueError(f"void_index must lie outside [0, C) = [0, {classes}), got {o.void_index}")
 
         probs = probs.detach()
         with torch.no_grad():
@@ -153,6 +154,28 @@ class RankSEG:
             return torch.nn.functional.one_hot(labels, classes).movedim(-1, 1).bool()
 
     __call__ = predict
+
+    def _check_shape(self, probs: torch.Tensor) -> None:
+        check_probs(probs)
+        o, classes = self.options, probs.shape[1]
+        if o.output_mode == "multiclass" and classes == 1:
+            raise ValueError(
+                "output_mode='multiclass' needs at least 2 classes, got probs with C = 1; use "
+                "output_mode='multilabel' or give two channels (background, foreground)"
+            )
+        if o.unassigned_policy == "void" and 0 <= o.void_index < classes:
+            raise ValueError(f"void_index must lie outside [0, C) = [0, {classes}), got {o.void_index}")
+
+    def as_module(self, *, check_values: bool = True) -> RankSEGModule:
+        """This RankSEG as a ``torch.nn.Module`` for ``torch.jit.script`` and ``torch.jit.save``.
+
+        ``torch.jit.trace`` and ``torch.export`` record calls of this object and of :func:`rankseg.rankseg`
+        as they are; TorchScript cannot compile them (they take keyword arguments), so script this module
+        instead. Its ``forward(probs)`` equals ``predict(probs, check_values=check_values)``.
+        """
+        if not isinstance(check_values, bool):
+            raise TypeError(f"check_values must be a bool, got {type(check_values).__name__} {check_values!r}")
+        return RankSEGModule(self.options, check_values)
 
     def __repr__(self) -> str:
         o = self.options

@@ -22,7 +22,7 @@ import numbers
 import torch
 
 from . import _C
-from ._ops import _describe
+from ._ops import _describe, refuse_tracing
 from ._types import ExpectedMethod, Reduction
 
 __all__ = ["dice", "iou", "expected_dice", "expected_iou"]
@@ -161,6 +161,7 @@ def _check_probs(probs) -> None:
 
 
 def _expected(metric: str, probs, pred, smooth, empty_score, method, samples, generator):
+    refuse_tracing(f"rankseg.metrics.expected_{metric}")
     _check_probs(probs)
     masks = _as_masks("pred", pred, probs.shape[1])
     if masks.shape != probs.shape:
