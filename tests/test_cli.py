@@ -29,6 +29,13 @@ def test_info_reports_the_build(capsys):
     assert f"rankseg {rankseg.__version__}" in text and "OpenMP" in text and "GPUs visible" in text
 
 
+def test_version(capsys):
+    with pytest.raises(SystemExit) as info:
+        cli.main(["--version"])
+    assert info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"rankseg {rankseg.__version__}"
+
+
 def test_demo_scores_are_exact_and_rankseg_wins():
     result = demo.run()
     assert torch.equal(result.ours, rankseg.rankseg(result.probs))

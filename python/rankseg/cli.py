@@ -62,6 +62,7 @@ def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="rankseg", description="RankSEG: masks that maximise expected Dice or IoU, instead of argmax."
     )
+    top.add_argument("--version", action="version", version=f"rankseg {_build.version()}")
     commands = top.add_subparsers(dest="command", required=True, metavar="{info,demo,bench}")
     info = commands.add_parser("info", help="version, build (instruction sets, CUDA, OpenMP), torch, GPUs")
     info.add_argument("--json", action="store_true", help="print the build information as JSON")
