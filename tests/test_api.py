@@ -282,3 +282,44 @@ def test_unchecked_argmax_skips_the_value_check():
     with raises(ValueError, "finite values in [0, 1]"):
         rankseg.rankseg(bad, metric="acc", solver="argmax")
     assert rankseg.rankseg(bad, metric="acc", solver="argmax", check_values=False)[0, 0, 0] == 0
+
+
+def test_unknown_parameter_lists_everything_accepted_and_the_closest():
+    with pytest.raises(TypeError) as info:
+        RankSEG(metrc="dice")
+    message = str(info.value)
+    for name in ("'metric'", "'smooth'", "'pruning_prob'", "'unassigned_policy'", "'merge'"):
+        assert name in message
+    assert message.endswith("did you mean 'metric'?")
+    with pytest.raises(TypeError) as info:  # a parameter of another solver: named as not allowed, no guess
+        RankSEG(eps=0.1)
+    assert "'eps'" in str(info.value) and "did you mean" not in str(info.value)
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"output_mode": "multilabel"}, {"metric": "acc", "solver": "argmax"}])
+def test_logits_are_named_with_their_range(kwargs):
+    logits = torch.linspace(-3.5, 2.25, 2 * 3 * 16).view(2, 3, 4, 4)
+    with pytest.raises(ValueError, match=r"span \[-3\.5, 2\.25\].*apply softmax \(multiclass\) or sigmoid"):
+        rankseg.rankseg(logits, **kwargs)
+    nan = PROBS.clone()
+    nan[1, 2, 3, 4] = math.nan
+    with pytest.raises(ValueError, match="1 values are NaN or infinite") as info:
+        rankseg.rankseg(nan, **kwargs)
+    assert "logits" not in str(info.value)
+
+
+@pytest.mark.parametrize("solver", ["RMA", "exact"])
+def test_unassigned_policy_argmax_gives_unselected_pixels_their_argmax_class(solver):
+    g = torch.Generator().manual_seed(3)
+    low = torch.randn(3, 6, 5, 5, generator=g)  # smooth, weak fields: many pixels that no class selects
+    probs = torch.nn.functional.interpolate(low, size=(20, 17), mode="bilinear").softmax(1)
+    void = rankseg.rankseg(probs, solver=solver, unassigned_policy="void", void_index=-7)
+    assert (void == -7).sum() > 10
+    filled = rankseg.rankseg(probs, solver=solver, unassigned_policy="argmax")
+    assert torch.equal(filled, torch.where(void == -7, probs.argmax(1), void))
+    strided = probs.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2)
+    assert torch.equal(rankseg.rankseg(strided, solver=solver, unassigned_policy="argmax"), filled)
+    scripted = torch.jit.script(RankSEG(solver=solver, unassigned_policy="argmax").as_module())
+    assert torch.equal(scripted(probs), filled)
+    with pytest.raises(ValueError, match="void_index is only used"):
+        RankSEG(unassigned_policy="argmax", void_index=-1)

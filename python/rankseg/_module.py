@@ -27,9 +27,12 @@ class RankSEGModule(torch.nn.Module):
     pruning: str
     eps: float
     check_values: bool
+    fill_unselected: bool
 
     def __init__(self, options: Options, check_values: bool = True) -> None:
         super().__init__()
+        if options.merge != "gain":
+            raise ValueError(f"merge={options.merge!r} has no module form yet; use merge='gain' in scripted code")
         multiclass = options.output_mode == "multiclass"
         if options.solver == "RMA":
             self.route = "rma_multiclass" if multiclass else "rma_multilabel"
@@ -43,8 +46,8 @@ class RankSEGModule(torch.nn.Module):
         self.solver = options.solver
         self.smooth = options.smooth
         self.pruning_prob = options.pruning_prob
-        self.unassigned_policy = options.unassigned_policy
-        self.void_index = options.void_index
+        self.unassigned_policy, self.void_index = options.core_policy()
+        self.fill_unselected = options.unassigned_policy == "argmax"
         self.pruning = options.pruning
         self.eps = options.eps
         self.check_values = check_values
@@ -52,7 +55,7 @@ class RankSEGModule(torch.nn.Module):
     def forward(self, probs: torch.Tensor) -> torch.Tensor:
         probs = probs.detach()
         if self.route == "rma_multiclass":
-            return torch.ops.rankseg.rma_multiclass(
+            labels = torch.ops.rankseg.rma_multiclass(
                 probs,
                 self.metric,
                 self.smooth,
@@ -62,12 +65,13 @@ class RankSEGModule(torch.nn.Module):
                 self.check_values,
                 self.pruning,
             )
+            return self._filled(probs, labels)
         if self.route == "rma_multilabel":
             return torch.ops.rankseg.rma_multilabel(
                 probs, self.metric, self.smooth, self.pruning_prob, self.check_values
             )
         if self.route == "sorted_multiclass":
-            return torch.ops.rankseg.sorted_multiclass(
+            labels = torch.ops.rankseg.sorted_multiclass(
                 probs,
                 self.solver,
                 self.smooth,
@@ -76,6 +80,7 @@ class RankSEGModule(torch.nn.Module):
                 self.void_index,
                 self.pruning,
             )
+            return self._filled(probs, labels)
         if self.route == "sorted_multilabel":
             return torch.ops.rankseg.sorted_multilabel(probs, self.solver, self.smooth, self.pruning_prob, self.eps)
         if self.route == "threshold":
@@ -84,6 +89,11 @@ class RankSEGModule(torch.nn.Module):
         if self.route == "argmax":
             return labels
         return torch.nn.functional.one_hot(labels, probs.shape[1]).movedim(-1, 1).to(torch.bool)
+
+    def _filled(self, probs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        if not self.fill_unselected:  # unassigned_policy="argmax": the merge left those pixels at void_index
+            return labels
+        return torch.where(labels == self.void_index, probs.argmax(dim=1), labels)
 
     def extra_repr(self) -> str:
         return f"route={self.route!r}, metric={self.metric!r}, solver={self.solver!r}"

@@ -16,6 +16,7 @@ import warnings
 import torch
 
 from . import _C
+from ._options import with_value_range
 
 _DTYPE_CODES = {
     torch.float32: 0,
@@ -99,6 +100,26 @@ class _GpuCall:
             )
 
 
+def argmax_labels(probs: torch.Tensor) -> torch.Tensor:
+    """probs.argmax(1), the same labels (the first maximum on ties). On the CPU torch reduces over a strided dim
+    3-4x slower than over the last one, so there the classes are moved last first."""
+    if probs.device.type != "cpu" or probs.shape[1] > 64:  # many classes: the copy costs more than it saves
+        return probs.argmax(dim=1)
+    return probs.movedim(1, -1).contiguous().argmax(dim=-1)
+
+
+def fill_unselected(probs: torch.Tensor, labels: torch.Tensor, unselected: int) -> torch.Tensor:
+    """Gives the pixels labelled `unselected` their argmax class. Eager CPU calls read only those pixels' classes;
+    elsewhere (CUDA, tracing, compiling) one argmax pass and a select keep it free of data-dependent shapes."""
+    if probs.device.type == "cpu" and not through_dispatcher(probs):
+        flat = labels.view(labels.shape[0], -1)  # the merge's own contiguous output, safe to write
+        image, pixel = torch.nonzero(flat == unselected, as_tuple=True)
+        if len(image):
+            flat[image, pixel] = probs.reshape(*probs.shape[:2], -1)[image, :, pixel].argmax(dim=1)
+        return labels
+    return torch.where(labels == unselected, argmax_labels(probs), labels)
+
+
 def through_dispatcher(probs: torch.Tensor) -> bool:
     """Whether this call must go through the registered op rather than straight to ``_C``.
 
@@ -152,12 +173,15 @@ def _solve(
     out = torch.empty(out_shape(x), dtype=out_dtype, device=x.device)
     if x.shape[0] > 0:
         args = (_describe(x), _describe(out), *options, torch.get_num_threads())
-        if gpu:
-            call = _GpuCall(x, output, check_values)
-            kernel(*args, **call.kwargs())
-            call.raise_if_invalid(x.shape[1])
-        else:
-            kernel(*args)
+        try:
+            if gpu:
+                call = _GpuCall(x, output, check_values)
+                kernel(*args, **call.kwargs())
+                call.raise_if_invalid(x.shape[1])
+            else:
+                kernel(*args)
+        except ValueError as e:
+            raise with_value_range(e, x) from None
     return out
 
 

@@ -3,6 +3,7 @@ the argument, what was given and what is expected."""
 
 from __future__ import annotations
 
+import difflib
 import math
 import numbers
 from dataclasses import dataclass
@@ -23,10 +24,15 @@ SUPPORTED_SOLVERS = {
     ("acc", "multilabel"): ("argmax", "TR"),
 }
 SORTING_SOLVERS = ("exact", "BA", "TRNA", "BA+TRNA")
-UNASSIGNED_POLICIES = ("max_score", "void")
+UNASSIGNED_POLICIES = ("max_score", "void", "argmax")
+UNSELECTED = -1  # the compiled merge's label for pixels no class selects, under unassigned_policy="argmax"
 # rankseg 0.0.x's choice of an inexact fast path; ours is always exact, so it is accepted, checked and ignored.
 SAFE_SCREENING = (True, False, "auto")
 PRUNING_RULES = ("max_prob", "argmax")
+# How multiclass RMA and exact turn per-class masks into labels: "gain" (the compiled merge: a pixel claimed by
+# several classes, or by none, goes to the largest incremental score) or "prob" (to the most probable class
+# among those claiming it, and an unclaimed pixel to its argmax class).
+MERGE_RULES = ("gain", "prob")
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
@@ -85,18 +91,38 @@ class Options:
     eps: float = 1e-4
     pruning: str = "max_prob"
     safe_screening: bool | str = False
+    merge: str = "gain"
+
+    def core_policy(self) -> tuple[str, int]:
+        """The policy and void index the compiled merge receives: under "argmax" it labels the pixels no class
+        selects UNSELECTED, and they take their argmax class afterwards."""
+        if self.unassigned_policy == "argmax":
+            return "void", UNSELECTED
+        return self.unassigned_policy, self.void_index
 
 
 def allowed_solver_params(solver: str, output_mode: str) -> tuple[str, ...]:
     if solver == "RMA" and output_mode == "multiclass":
-        return ("unassigned_policy", "void_index", "pruning", "safe_screening")
+        return ("unassigned_policy", "void_index", "pruning", "merge", "safe_screening")
     if solver == "exact" and output_mode == "multiclass":
-        return ("unassigned_policy", "void_index", "pruning")
+        return ("unassigned_policy", "void_index", "pruning", "merge")
     if solver == "RMA":
         return ("safe_screening",)
     if solver in ("BA", "TRNA", "BA+TRNA"):
         return ("eps",)
     return ()
+
+
+ARGUMENTS = ("metric", "smooth", "output_mode", "solver", "pruning_prob")
+ALL_SOLVER_PARAMS = ("unassigned_policy", "void_index", "pruning", "merge", "eps", "safe_screening")
+
+
+def _closest(name: object, names) -> str:
+    """ "; did you mean 'x'?" for a near miss of one of `names`, else nothing."""
+    if name in names:  # a parameter of another solver or mode: the allowed list says enough
+        return ""
+    match = difflib.get_close_matches(str(name), names, n=1)
+    return f"; did you mean {match[0]!r}?" if match else ""
 
 
 def check_safe_screening(value) -> bool | str:
@@ -127,7 +153,8 @@ def parse_options(metric, smooth, output_mode, solver, pruning_prob, solver_para
     if unknown:
         raise TypeError(
             f"unexpected solver parameter(s) {_quoted(unknown)} for solver={solver!r} with "
-            f"output_mode={output_mode!r}; allowed: {_quoted(allowed) if allowed else 'none'}"
+            f"output_mode={output_mode!r}; allowed: {_quoted(allowed) if allowed else 'none'}, beside RankSEG's "
+            f"own arguments {_quoted(ARGUMENTS)}{_closest(unknown[0], (*ARGUMENTS, *ALL_SOLVER_PARAMS))}"
         )
 
     extra: dict[str, object] = {}
@@ -141,6 +168,8 @@ def parse_options(metric, smooth, output_mode, solver, pruning_prob, solver_para
         extra["void_index"] = _integer("void_index", solver_params["void_index"])
     if "pruning" in solver_params:
         extra["pruning"] = _choice("pruning", solver_params["pruning"], PRUNING_RULES)
+    if "merge" in solver_params:
+        extra["merge"] = _choice("merge", solver_params["merge"], MERGE_RULES)
     if "safe_screening" in solver_params:
         extra["safe_screening"] = check_safe_screening(solver_params["safe_screening"])
     if "eps" in solver_params:
@@ -167,4 +196,22 @@ def check_probs(probs: object) -> None:
 def check_value_range(probs: torch.Tensor) -> None:
     """Values must be finite and in [0, 1] (for solvers that do not check them in the compiled core)."""
     if probs.numel() and not bool(((probs >= 0) & (probs <= 1)).all()):
-        raise ValueError("probs must contain only finite values in [0, 1]; found NaN, infinity or a value outside")
+        error = ValueError("probs must contain only finite values in [0, 1]; found NaN, infinity or a value outside")
+        raise with_value_range(error, probs)
+
+
+def with_value_range(error: ValueError, x: torch.Tensor) -> ValueError:
+    """The core's invalid-value error with the range of the values, which tells logits from a stray NaN (read
+    only on this error path)."""
+    message = str(error)
+    if "finite values in [0, 1]" not in message:
+        return error
+    finite = x[torch.isfinite(x)]
+    if finite.numel():
+        lo, hi = float(finite.min()), float(finite.max())
+        message += f"; the finite values span [{lo:g}, {hi:g}]"
+        if lo < 0 or hi > 1:
+            message += ", which looks like logits: apply softmax (multiclass) or sigmoid (multilabel) first"
+    if finite.numel() < x.numel():
+        message += f"; {x.numel() - finite.numel()} values are NaN or infinite"
+    return ValueError(message)

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from . import _ops
 from ._module import RankSEGModule
-from ._options import SORTING_SOLVERS, Options, check_probs, check_value_range, parse_options
+from ._options import SORTING_SOLVERS, UNSELECTED, Options, check_probs, check_value_range, parse_options
 from ._types import Metric, OutputMode, Solver
+
+if TYPE_CHECKING:
+    from .fitting import FittedRankSEG
 
 
 class RankSEG:
@@ -34,7 +37,10 @@ class RankSEG:
             ``pruning``: ``"max_prob"`` (the default: the ``pruning_prob`` test) or ``"argmax"``, which keeps
             exactly the classes that win the argmax over classes at some pixel of the image (``pruning_prob``
             is then unused). ``"argmax"`` never drops a class argmax would predict, so weak but real classes
-            are not emptied; see docs/quality.md for when it helps (much, with many weak classes). For BA,
+            are not emptied; see docs/quality.md for when it helps (much, with many weak classes). ``merge``:
+            ``"gain"`` (the default: a pixel several classes select, or none, goes to the largest incremental
+            score) or ``"prob"`` (to the most probable class among those selecting it, and an unselected pixel
+            to its argmax class; computed from the per-class masks on the input's device). For BA,
             TRNA and BA+TRNA: ``eps`` in (0, 1), default 1e-4, the tail mass their approximations leave out.
 
     Ties: within one class the smallest optimal volume wins, and a cut never splits equal probabilities;
@@ -125,23 +131,21 @@ class RankSEG:
 
         probs = probs.detach()
         with torch.no_grad():
+            if o.merge == "prob":
+                return self._merged_by_probability(probs, check_values)
+            policy, void_index = o.core_policy()
             if o.solver == "RMA" and o.output_mode == "multiclass":
-                return _ops.rma_multiclass(
-                    probs,
-                    o.metric,
-                    o.smooth,
-                    o.pruning_prob,
-                    o.unassigned_policy,
-                    o.void_index,
-                    check_values,
-                    o.pruning,
+                labels = _ops.rma_multiclass(
+                    probs, o.metric, o.smooth, o.pruning_prob, policy, void_index, check_values, o.pruning
                 )
+                return self._filled(probs, labels)
             if o.solver == "RMA":
                 return _ops.rma_multilabel(probs, o.metric, o.smooth, o.pruning_prob, check_values)
             if o.solver in SORTING_SOLVERS and o.output_mode == "multiclass":
-                return _ops.sorted_multiclass(
-                    probs, o.solver, o.smooth, o.pruning_prob, o.unassigned_policy, o.void_index, o.pruning
+                labels = _ops.sorted_multiclass(
+                    probs, o.solver, o.smooth, o.pruning_prob, policy, void_index, o.pruning
                 )
+                return self._filled(probs, labels)
             if o.solver in SORTING_SOLVERS:
                 return _ops.sorted_multilabel(probs, o.solver, o.smooth, o.pruning_prob, o.eps)
             if check_values and not _ops.through_dispatcher(probs):  # fake and meta tensors: shapes only
@@ -155,6 +159,31 @@ class RankSEG:
 
     __call__ = predict
 
+    def _filled(self, probs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        if self.options.unassigned_policy != "argmax":
+            return labels
+        return _ops.fill_unselected(probs, labels, UNSELECTED)
+
+    def _merged_by_probability(self, probs: torch.Tensor, check_values: bool) -> torch.Tensor:
+        """merge="prob": each class's own mask, then a pixel claimed by several classes goes to the most probable
+        of them, and an unclaimed pixel to its argmax class (or to void_index under unassigned_policy="void")."""
+        o = self.options
+        by_winners = o.pruning == "argmax"
+        cut = 0.0 if by_winners else o.pruning_prob  # argmax pruning: no class is emptied by its maximum
+        if o.solver == "RMA":
+            masks = _ops.rma_multilabel(probs, o.metric, o.smooth, cut, check_values)
+        else:
+            masks = _ops.sorted_multilabel(probs, o.solver, o.smooth, cut, o.eps)
+        winners = _ops.argmax_labels(probs)
+        if by_winners:  # keep the classes that win the argmax at some pixel of the image
+            b, c = probs.shape[:2]
+            won = torch.zeros(b, c, dtype=torch.bool, device=probs.device)
+            won.scatter_(1, winners.reshape(b, -1), True)
+            masks = masks & won.view(b, c, *([1] * (probs.dim() - 2)))
+        claimed = _ops.argmax_labels(torch.where(masks, probs, -1.0))
+        fill = torch.full_like(winners, o.void_index) if o.unassigned_policy == "void" else winners
+        return torch.where(masks.any(dim=1), claimed, fill)
+
     def _check_shape(self, probs: torch.Tensor) -> None:
         check_probs(probs)
         o, classes = self.options, probs.shape[1]
@@ -165,6 +194,36 @@ class RankSEG:
             )
         if o.unassigned_policy == "void" and 0 <= o.void_index < classes:
             raise ValueError(f"void_index must lie outside [0, C) = [0, {classes}), got {o.void_index}")
+
+    def fit(
+        self,
+        probs,
+        labels=None,
+        *,
+        ignore_index: int | None = None,
+        calibrations: tuple[str, ...] = ("none", "temperature", "vector", "binning"),
+    ) -> FittedRankSEG:
+        """Fits this RankSEG on a labelled validation split, so that it does not lose to argmax where the
+        network's probabilities mislead it; returns a :class:`rankseg.fitting.FittedRankSEG` (call it to predict).
+
+        For each calibration in ``calibrations`` and each multiclass rule (this one, merge ``"gain"`` or
+        ``"prob"``, pruning ``"max_prob"`` or ``"argmax"``), the split is solved once; then, per class, RankSEG
+        decides only where it raised the per-image mean Dice (IoU) over the classes present by more than one
+        standard error of the paired gain; the other classes keep argmax's label (multilabel: the 0.5
+        threshold). The best candidate wins if it beats the baseline by more than a standard error; otherwise
+        the fitted predictor is the baseline. ``report()`` gives the gains per class.
+
+        Args:
+            probs: validation probabilities ``(B, C, *spatial)`` (softmax or sigmoid outputs), or a list or
+                DataLoader of ``(probs, labels)`` batches (read twice, never held whole).
+            labels: label maps ``(B, *spatial)`` for multiclass, bool masks ``(B, C, *spatial)`` for multilabel.
+            ignore_index: a label of pixels to leave out (label maps only).
+            calibrations: the calibrations to try, of ``"none"``, ``"temperature"``, ``"vector"``, ``"binning"``
+                (see :mod:`rankseg.calibration`).
+        """
+        from .fitting import fit
+
+        return fit(self, probs, labels, ignore_index=ignore_index, calibrations=tuple(calibrations))
 
     def as_module(self, *, check_values: bool = True) -> RankSEGModule:
         """This RankSEG as a ``torch.nn.Module`` for ``torch.jit.script`` and ``torch.jit.save``.
@@ -186,6 +245,8 @@ class RankSEG:
                 extra += f", void_index={o.void_index}"
             if o.pruning != "max_prob":
                 extra += f", pruning={o.pruning!r}"
+            if o.merge != "gain":
+                extra += f", merge={o.merge!r}"
         elif o.solver in ("BA", "TRNA", "BA+TRNA"):
             extra = f", eps={o.eps}"
         return (
