@@ -14,7 +14,7 @@ probabilities, pixel by pixel. For every method the table gives:
 The faint classes (the others) are left out of both averages: with calibrated low-confidence probabilities
 each of them turns up in every sampled truth as scattered pixels that no method could find.
 
-Label-map methods (argmax, threshold, RMA, exact, and RMA with `pruning="argmax"`) give one label per pixel.
+Label-map methods (argmax, threshold, RMA and exact with either merge and pruning rule) give one label per pixel.
 BA and TRNA (†) are multilabel solvers: their per-class masks may overlap, so they are scored class by class.
 
 Run: python benchmarks/quality.py [--quick] [--output docs/quality.md]. With --output, the table replaces the
@@ -86,10 +86,11 @@ def methods():
     return {
         "argmax": (lambda p: p.argmax(1), True),
         "threshold 0.5": (lambda p: torch.where((p > 0.5).any(1), p.argmax(1), -1), True),
-        "RMA": (lambda p: rankseg.rankseg(p), True),
-        "RMA, pruning='argmax'": (lambda p: rankseg.rankseg(p, pruning="argmax"), True),
-        "exact": (lambda p: rankseg.rankseg(p, solver="exact"), True),
-        "exact, pruning='argmax'": (lambda p: rankseg.rankseg(p, solver="exact", pruning="argmax"), True),
+        "RMA (default: merge='prob', pruning='argmax')": (lambda p: rankseg.rankseg(p), True),
+        "RMA, merge='gain', pruning='max_prob'": (lambda p: rankseg.rankseg(p, merge="gain", pruning="max_prob"), True),
+        "RMA, merge='gain', pruning='argmax'": (lambda p: rankseg.rankseg(p, merge="gain"), True),
+        "exact (default)": (lambda p: rankseg.rankseg(p, solver="exact"), True),
+        "exact, merge='gain', pruning='argmax'": (lambda p: rankseg.rankseg(p, solver="exact", merge="gain"), True),
         "BA †": (lambda p: rankseg.rankseg(p, output_mode="multilabel", solver="BA"), False),
         "TRNA †": (lambda p: rankseg.rankseg(p, output_mode="multilabel", solver="TRNA"), False),
     }

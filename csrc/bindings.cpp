@@ -171,7 +171,7 @@ PYBIND11_MODULE(_C, m) {
       [](const Descriptor& probs, const Descriptor& out, int metric, double smooth, double pruning_prob,
          int unassigned, int64_t void_index, int num_threads, uintptr_t stream,
          const std::optional<Descriptor>& workspace, const std::optional<Descriptor>& first_invalid, int pruning,
-         const py::object& trace) {
+         const py::object& trace, int merge) {
         const rankseg::ProbsView view = probs_view(probs);
         const rankseg::Device device = device_of(probs, "probs", stream);
         const std::vector<int64_t> shape{view.batch, view.pixels};
@@ -181,6 +181,7 @@ PYBIND11_MODULE(_C, m) {
         TraceRequest traced(trace, device);
         rankseg::RmaOptions o = options(metric, smooth, pruning_prob, num_threads, pruning);
         o.trace = traced.target();
+        o.merge = rankseg::Merge(merge);
         {
           py::gil_scoped_release release;
           rankseg::rma_multiclass(view, o, rankseg::Unassigned(unassigned), void_index, device, ws, labels, invalid);
@@ -190,7 +191,7 @@ PYBIND11_MODULE(_C, m) {
       py::arg("probs"), py::arg("out"), py::arg("metric"), py::arg("smooth"), py::arg("pruning_prob"),
       py::arg("unassigned"), py::arg("void_index"), py::arg("num_threads"), py::arg("stream") = 0,
       py::arg("workspace") = py::none(), py::arg("first_invalid") = py::none(), py::arg("pruning") = 0,
-      py::arg("trace") = py::none(),
+      py::arg("trace") = py::none(), py::arg("merge") = 0,
       "RMA label map (B, N) int64 for probabilities (B, C, N); a dict `trace` receives the branches taken.");
 
   m.def(
@@ -209,19 +210,19 @@ PYBIND11_MODULE(_C, m) {
   m.def(
       "sorted_multiclass",
       [](const Descriptor& probs, const Descriptor& out, int solver, double smooth, double pruning_prob, double eps,
-         int unassigned, int64_t void_index, int num_threads, int pruning) {
+         int unassigned, int64_t void_index, int num_threads, int pruning, int merge) {
         const rankseg::ProbsView view = cpu_probs_view(probs);
         const std::vector<int64_t> shape{view.batch, view.pixels};
         auto* labels =
             static_cast<int64_t*>(contiguous_ptr(out, "out", rankseg::DType::int64, shape, rankseg::Device{}));
         py::gil_scoped_release release;
         const rankseg::SortedOptions o{rankseg::Solver(solver), smooth, pruning_prob, eps, num_threads,
-                                       rankseg::Pruning(pruning)};
+                                       rankseg::Pruning(pruning), rankseg::Merge(merge)};
         rankseg::sorted_multiclass(view, o, rankseg::Unassigned(unassigned), void_index, labels);
       },
       py::arg("probs"), py::arg("out"), py::arg("solver"), py::arg("smooth"), py::arg("pruning_prob"),
       py::arg("eps"), py::arg("unassigned"), py::arg("void_index"), py::arg("num_threads"), py::arg("pruning") = 0,
-      "Label map (B, N) int64 from the exact solver's masks and the RMA merge.");
+      py::arg("merge") = 0, "Label map (B, N) int64 from the exact solver's masks and the RMA merge.");
 
   m.def(
       "expected_scores",

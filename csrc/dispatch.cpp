@@ -11,6 +11,10 @@ namespace rankseg {
 
 namespace {
 
+void check_merge(Merge merge) {
+  if (merge != Merge::gain && merge != Merge::probability) throw std::invalid_argument("unknown merge code");
+}
+
 void check_options(const RmaOptions& o) {
   if (!(o.smooth >= 0.0 && o.smooth < std::numeric_limits<double>::infinity()))
     throw std::invalid_argument("smooth must be finite and >= 0, got " + std::to_string(o.smooth));
@@ -19,6 +23,7 @@ void check_options(const RmaOptions& o) {
   if (o.metric != Metric::dice && o.metric != Metric::iou) throw std::invalid_argument("unknown metric code");
   if (o.num_threads < 1) throw std::invalid_argument("num_threads must be >= 1");
   if (o.pruning != Pruning::max_prob && o.pruning != Pruning::argmax) throw std::invalid_argument("unknown pruning code");
+  check_merge(o.merge);
 }
 
 void check_max_prob_pruning(Pruning pruning) {
@@ -124,6 +129,8 @@ void rma_multiclass(const ProbsView& probs, const RmaOptions& options, Unassigne
   if (device.type == DeviceType::cpu) return cpu::rma_multiclass(probs, options, policy, void_index, out);
   if (options.pruning != Pruning::max_prob)
     throw std::invalid_argument("pruning by argmax is not in the CUDA kernels; the CPU computes it");
+  if (options.merge != Merge::gain)
+    throw std::invalid_argument("the merge by probability is not in the CUDA kernels; the CPU computes it");
   check_cuda_layout(probs);
   check_workspace(probs, Output::multiclass, device, workspace);
 #ifdef RANKSEG_WITH_CUDA
@@ -138,6 +145,7 @@ namespace {
 
 void check_sorted_options(const SortedOptions& o) {
   check_options({Metric::dice, o.smooth, o.pruning_prob, o.num_threads, o.pruning});
+  check_merge(o.merge);
   if (int(o.solver) < 0 || int(o.solver) > int(Solver::ba_trna)) throw std::invalid_argument("unknown solver code");
   if (!(o.eps > 0.0 && o.eps < 1.0)) throw std::invalid_argument("eps must lie in (0, 1), got " + std::to_string(o.eps));
 }

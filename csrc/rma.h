@@ -30,6 +30,11 @@ struct ProbsView {
 // output only) those that win the argmax over classes at some pixel of the image.
 enum class Pruning : int { max_prob = 0, argmax = 1 };
 
+// How the multiclass merge labels a pixel that several classes select, or none: by the largest incremental
+// score among them (every active class for an unselected pixel), or by the largest probability (every class
+// for an unselected pixel: its argmax). CPU only; the Python layer composes the second on CUDA.
+enum class Merge : int { gain = 0, probability = 1 };
+
 // Which branches of the CPU solver a call took, counted per (image, class), so tests can prove each one runs.
 struct SolveTrace {
   int64_t per_class = 0;       // solved by one thread, one class per thread
@@ -48,6 +53,7 @@ struct RmaOptions {
   int num_threads;  // CPU threads
   Pruning pruning = Pruning::max_prob;
   SolveTrace* trace = nullptr;  // CPU only: when given, filled in
+  Merge merge = Merge::gain;    // multiclass output only
 };
 
 // Scratch memory handed in by the caller (a torch allocation on the probabilities' device), of at least
@@ -85,6 +91,7 @@ struct SortedOptions {
   double eps;
   int num_threads;
   Pruning pruning = Pruning::max_prob;
+  Merge merge = Merge::gain;  // multiclass output only
 };
 void sorted_multilabel(const ProbsView& probs, const SortedOptions& options, bool* out);
 void sorted_multiclass(const ProbsView& probs, const SortedOptions& options, Unassigned policy, int64_t void_index,

@@ -45,8 +45,15 @@ struct VolumeScore {
 // Change of a class's score when one more pixel of probability p joins the `count` pixels (summing to
 // `mass`) that the class holds alone; `mu` is the class's total. Per-class constants are folded once.
 struct PixelGain {
-  enum class Form { dice, smoothed_dice, iou } form;
+  enum class Form { dice, smoothed_dice, iou, probability } form;
   double k0 = 0.0, k1 = 0.0, k2 = 0.0, k3 = 0.0;
+
+  // The probability itself, for the merge that labels by the most probable class.
+  RANKSEG_HOST_DEVICE static PixelGain probability() {
+    PixelGain g(Metric::dice, 0.0, 0.0, 0.0, 0.0);
+    g.form = Form::probability;
+    return g;
+  }
 
   RANKSEG_HOST_DEVICE PixelGain(Metric metric, double smooth, double mu, double count, double mass) {
     if (metric == Metric::dice && smooth == 0.0) {
@@ -77,6 +84,7 @@ struct PixelGain {
     switch (form) {
       case Form::dice: return k0 * (p - k1);
       case Form::smoothed_dice: return k0 * (p * k1 - k2) - k3;
+      case Form::probability: return p;
       default: return (p - k1 * (1.0 - p)) / (k0 + 1.0 - p);
     }
   }

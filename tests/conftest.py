@@ -10,6 +10,9 @@ import torch
 from hypothesis import strategies as st
 
 DTYPES = [torch.float32, torch.float64, torch.float16, torch.bfloat16]
+# The compiled incremental-score merge, which the multiclass tests check against the reference merge (the
+# multiclass default merges by probability instead; tests/test_fitting.py checks that one).
+GAIN_MERGE = {"merge": "gain", "pruning": "max_prob"}
 KINDS = ["uniform", "softmax", "ties", "sparse", "fields", "clustered"]
 LAYOUTS = ["contiguous", "channels_last", "strided"]
 

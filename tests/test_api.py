@@ -313,13 +313,19 @@ def test_unassigned_policy_argmax_gives_unselected_pixels_their_argmax_class(sol
     g = torch.Generator().manual_seed(3)
     low = torch.randn(3, 6, 5, 5, generator=g)  # smooth, weak fields: many pixels that no class selects
     probs = torch.nn.functional.interpolate(low, size=(20, 17), mode="bilinear").softmax(1)
-    void = rankseg.rankseg(probs, solver=solver, unassigned_policy="void", void_index=-7)
+    void = rankseg.rankseg(
+        probs, solver=solver, merge="gain", pruning="max_prob", unassigned_policy="void", void_index=-7
+    )
     assert (void == -7).sum() > 10
-    filled = rankseg.rankseg(probs, solver=solver, unassigned_policy="argmax")
+    filled = rankseg.rankseg(probs, solver=solver, merge="gain", pruning="max_prob", unassigned_policy="argmax")
     assert torch.equal(filled, torch.where(void == -7, probs.argmax(1), void))
     strided = probs.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2)
-    assert torch.equal(rankseg.rankseg(strided, solver=solver, unassigned_policy="argmax"), filled)
-    scripted = torch.jit.script(RankSEG(solver=solver, unassigned_policy="argmax").as_module())
+    assert torch.equal(
+        rankseg.rankseg(strided, solver=solver, merge="gain", pruning="max_prob", unassigned_policy="argmax"), filled
+    )
+    scripted = torch.jit.script(
+        RankSEG(solver=solver, merge="gain", pruning="max_prob", unassigned_policy="argmax").as_module()
+    )
     assert torch.equal(scripted(probs), filled)
     with pytest.raises(ValueError, match="void_index is only used"):
         RankSEG(unassigned_policy="argmax", void_index=-1)

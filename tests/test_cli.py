@@ -38,7 +38,7 @@ def test_version(capsys):
 
 def test_demo_scores_are_exact_and_rankseg_wins():
     result = demo.run()
-    assert torch.equal(result.ours, rankseg.rankseg(result.probs))
+    assert torch.equal(result.ours, rankseg.rankseg(result.probs, merge=demo.MERGE))
     assert torch.equal(result.argmax, result.probs.argmax(1))
     for name, labels in (("argmax", result.argmax), ("rankseg", result.ours)):
         expected = rankseg.metrics.expected_dice(result.probs, labels).mean().item()

@@ -92,3 +92,16 @@ def test_scripted_module_checks_each_call():
         module(torch.rand(1, 1, 4, 4))
     with pytest.raises(TypeError, match="check_values"):
         rankseg.RankSEG().as_module(check_values=1)
+
+
+@pytest.mark.skipif(not hasattr(rankseg._ops.multiclass_op, "register_vmap"), reason="torch < 2.5: no vmap rules")
+@pytest.mark.parametrize(
+    "kwargs",
+    [{}, {"output_mode": "multilabel"}, {"merge": "gain", "unassigned_policy": "argmax"}, {"solver": "exact"}],
+)
+def test_vmap_equals_a_loop(kwargs):
+    segmenter = rankseg.RankSEG(**kwargs)
+    probs = torch.stack([probs_of(2, seed) for seed in range(3)])  # (3, B, C, H, W)
+    looped = torch.stack([segmenter(p) for p in probs])
+    assert torch.equal(torch.vmap(segmenter)(probs), looped)
+    assert torch.equal(torch.vmap(segmenter, in_dims=2)(probs.movedim(0, 2)), looped)

@@ -497,9 +497,9 @@ def test_merge_prob_differs_from_merge_gain_and_resolves_overlaps():
     masks = RankSEG(output_mode="multilabel")(probs)
     hits = masks.sum(1)
     assert (hits > 1).any() and (hits == 0).any()
-    got = RankSEG(merge="prob")(probs)
+    got = RankSEG(merge="prob", pruning="max_prob")(probs)
     assert torch.equal(got, merge_prob_reference(probs, "dice", "RMA", 0.5, "max_prob", "max_score"))
-    assert not torch.equal(got, RankSEG()(probs))
+    assert not torch.equal(got, RankSEG(merge="gain", pruning="max_prob")(probs))
     unclaimed = hits == 0
     assert torch.equal(got[unclaimed], probs.argmax(1)[unclaimed])
 
@@ -513,3 +513,23 @@ def test_merge_prob_on_the_device_of_its_input(device):
     assert torch.equal(got.cpu(), merge_prob_reference(probs, "dice", "RMA", 0.5, "argmax", "max_score"))
     x = probs.movedim(1, -1).contiguous().movedim(-1, 1)  # channels last: the same labels
     assert torch.equal(seg(x), got.cpu())
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.integers(2, 7),
+    st.integers(0, 2**31 - 1),
+    st.sampled_from([torch.float32, torch.float16, torch.float64]),
+    st.sampled_from([{}, {"pruning": "max_prob"}, {"unassigned_policy": "void", "void_index": 99}, {"metric": "iou"}]),
+    st.sampled_from(["RMA", "exact"]),
+)
+def test_compiled_merge_by_probability_equals_its_composition(classes, seed, dtype, kwargs, solver):
+    """The CPU core's merge by probability and the composition from per-class masks that CUDA tensors use are
+    two implementations of one rule: they must agree label for label."""
+    g = torch.Generator().manual_seed(seed)
+    low = torch.randn(2, classes, 4, 4, generator=g) * float(torch.rand(1, generator=g) * 4)
+    probs = torch.nn.functional.interpolate(low, size=(13, 11), mode="bilinear").softmax(1).to(dtype)
+    if solver == "exact" and kwargs.get("metric") == "iou":
+        kwargs = {}
+    segmenter = RankSEG(solver=solver, merge="prob", **kwargs)
+    assert torch.equal(segmenter(probs), segmenter._merged_by_probability(probs, True))

@@ -6,6 +6,7 @@ import pytest
 import torch
 from conftest import (
     DTYPES,
+    GAIN_MERGE,
     KINDS,
     LAYOUTS,
     as_bcn,
@@ -46,7 +47,7 @@ def test_multiclass_matches_reference(case, policy, void_index):
     probs = make_probs(case["kind"], case["shape"], case["seed"], case["dtype"], case["layout"])
     common = {"metric": case["metric"], "smooth": case["smooth"], "pruning_prob": case["pruning_prob"]}
     extra = {"unassigned_policy": policy, "void_index": void_index} if policy == "void" else {}
-    labels = rankseg.rankseg(probs, output_mode="multiclass", **common, **extra)
+    labels = rankseg.rankseg(probs, output_mode="multiclass", **common, **extra, **GAIN_MERGE)
     assert labels.shape == (probs.shape[0], *probs.shape[2:]) and labels.dtype == torch.int64
     masks = rankseg.rankseg(probs, output_mode="multilabel", **common)
     assert_masks_optimal(probs, masks, case["metric"], case["smooth"], case["pruning_prob"])
@@ -69,7 +70,7 @@ def test_large_images(kind, metric, smooth):
     probs = make_probs(kind, (2, 4, 256, 320), seed=7, dtype=torch.float32)
     masks = rankseg.rankseg(probs, metric, smooth, "multilabel", pruning_prob=0.0)
     assert_masks_optimal(probs, masks, metric, smooth, 0.0)
-    labels = rankseg.rankseg(probs, metric, smooth, "multiclass", pruning_prob=0.0)
+    labels = rankseg.rankseg(probs, metric, smooth, "multiclass", pruning_prob=0.0, **GAIN_MERGE)
     assert_labels_optimal(probs, labels, masks, active_flags(probs, 0.0), metric, smooth)
 
 
@@ -280,7 +281,7 @@ def test_argmax_pruning_keeps_exactly_the_classes_argmax_predicts(solver, kind, 
     probs = make_probs(kind, (3, 7, 13, 11), seed=8, dtype=torch.float64, layout=layout)
     winners = torch.nn.functional.one_hot(as_bcn(probs).argmax(1), 7).amax(1).bool()  # (B, C)
     masks = rankseg.rankseg(probs, "dice", 0.0, "multilabel", solver, pruning_prob=0.0) & winners[:, :, None, None]
-    labels = rankseg.rankseg(probs, "dice", 0.0, "multiclass", solver, pruning="argmax")
+    labels = rankseg.rankseg(probs, "dice", 0.0, "multiclass", solver, pruning="argmax", merge="gain")
     assert_labels_optimal(probs, labels, masks, winners, "dice", 0.0)
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import reference
 import torch
-from conftest import as_bcn, assert_labels_optimal, make_probs
+from conftest import GAIN_MERGE, as_bcn, assert_labels_optimal, make_probs
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -125,7 +125,7 @@ def test_exact_multiclass_merges_the_exact_masks():
     active = as_bcn(probs).amax(2) > 0.2
     for policy in ("max_score", "void"):
         extra = {"unassigned_policy": policy, "void_index": 255} if policy == "void" else {}
-        labels = rankseg.rankseg(probs, solver="exact", pruning_prob=0.2, **extra)
+        labels = rankseg.rankseg(probs, solver="exact", pruning_prob=0.2, **extra, **GAIN_MERGE)
         assert_labels_optimal(probs, labels, masks, active, "dice", 0.0, policy, 255)
 
 

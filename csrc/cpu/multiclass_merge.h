@@ -121,7 +121,8 @@ void merge_batch(const S* data, int64_t batch, int64_t stride_b, const Image<S>&
   const int64_t tasks = batch * blocks;
 
   // Per image: the classes that select pixels, and the classes an unselected pixel may go to (the active
-  // ones, or every class when all were pruned).
+  // ones, or every class when all were pruned; every class when the merge labels by probability).
+  const bool by_probability = options.merge == Merge::probability;
   std::vector<std::vector<int64_t>> selecting(static_cast<size_t>(batch)), candidates(static_cast<size_t>(batch));
   std::vector<int64_t> slot(size_t(batch * classes), -1);
   size_t width = 0;
@@ -132,7 +133,7 @@ void merge_batch(const S* data, int64_t batch, int64_t stride_b, const Image<S>&
         slot[size_t(b * classes + c)] = int64_t(selecting[size_t(b)].size());
         selecting[size_t(b)].push_back(c);
       }
-      if (cut[c].active) candidates[size_t(b)].push_back(c);
+      if (cut[c].active || by_probability) candidates[size_t(b)].push_back(c);
     }
     if (candidates[size_t(b)].empty())
       for (int64_t c = 0; c < classes; ++c) candidates[size_t(b)].push_back(c);
@@ -156,6 +157,10 @@ void merge_batch(const S* data, int64_t batch, int64_t stride_b, const Image<S>&
   for (int64_t b = 0; b < batch; ++b) {
     const ClassCut* cut = cuts + b * classes;
     for (const int64_t c : candidates[size_t(b)]) {
+      if (by_probability) {
+        gains[size_t(b)].push_back(PixelGain::probability());
+        continue;
+      }
       ExactSum m;
       int64_t n = 0;
       const int64_t s = slot[size_t(b * classes + c)];

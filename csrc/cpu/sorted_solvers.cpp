@@ -128,7 +128,8 @@ void sorted_multiclass(const ProbsView& probs, const SortedOptions& options, Una
     using S = decltype(tag);
     const std::vector<ClassCut> cuts = solve_all<S>(probs, options, nullptr);
     const Image<S> shape{nullptr, probs.stride_c, probs.stride_n, probs.classes, probs.pixels};
-    const RmaOptions merge{Metric::dice, options.smooth, options.pruning_prob, options.num_threads, options.pruning};
+    RmaOptions merge{Metric::dice, options.smooth, options.pruning_prob, options.num_threads, options.pruning};
+    merge.merge = options.merge;
     merge_batch(static_cast<const S*>(probs.data), probs.batch, probs.stride_b, shape, cuts.data(), merge, policy,
                 void_index, out);
   });

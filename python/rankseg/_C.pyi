@@ -29,6 +29,7 @@ def rma_multiclass(
     first_invalid: Descriptor | None = None,
     pruning: int = 0,
     trace: dict[str, int] | None = None,
+    merge: int = 0,
 ) -> None: ...
 def sorted_multilabel(
     probs: Descriptor, out: Descriptor, solver: int, smooth: float, pruning_prob: float, eps: float, num_threads: int
@@ -44,6 +45,7 @@ def sorted_multiclass(
     void_index: int,
     num_threads: int,
     pruning: int = 0,
+    merge: int = 0,
 ) -> None: ...
 def expected_scores(
     probs: Descriptor, masks: Descriptor, out: Descriptor, metric: int, smooth: float, empty: float, num_threads: int

@@ -2,7 +2,7 @@
 
 import torch  # noqa: F401  (loads torch's OpenMP runtime before the compiled core, so both share it)
 
-from . import functional, metrics
+from . import calibration, fitting, functional, metrics
 from ._build import build_info, cuda_available, version
 from ._module import RankSEGModule
 from ._rankseg import RankSEG
@@ -17,6 +17,8 @@ __all__ = [
     "rankdice_ba",
     "functional",
     "metrics",
+    "calibration",
+    "fitting",
     "distribution",
     "RefinedNormalPB",
     "RefinedNormal",

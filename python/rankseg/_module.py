@@ -25,14 +25,13 @@ class RankSEGModule(torch.nn.Module):
     unassigned_policy: str
     void_index: int
     pruning: str
+    merge: str
     eps: float
     check_values: bool
     fill_unselected: bool
 
     def __init__(self, options: Options, check_values: bool = True) -> None:
         super().__init__()
-        if options.merge != "gain":
-            raise ValueError(f"merge={options.merge!r} has no module form yet; use merge='gain' in scripted code")
         multiclass = options.output_mode == "multiclass"
         if options.solver == "RMA":
             self.route = "rma_multiclass" if multiclass else "rma_multilabel"
@@ -49,6 +48,7 @@ class RankSEGModule(torch.nn.Module):
         self.unassigned_policy, self.void_index = options.core_policy()
         self.fill_unselected = options.unassigned_policy == "argmax"
         self.pruning = options.pruning
+        self.merge = options.merge
         self.eps = options.eps
         self.check_values = check_values
 
@@ -64,6 +64,7 @@ class RankSEGModule(torch.nn.Module):
                 self.void_index,
                 self.check_values,
                 self.pruning,
+                self.merge,
             )
             return self._filled(probs, labels)
         if self.route == "rma_multilabel":
@@ -79,6 +80,7 @@ class RankSEGModule(torch.nn.Module):
                 self.unassigned_policy,
                 self.void_index,
                 self.pruning,
+                self.merge,
             )
             return self._filled(probs, labels)
         if self.route == "sorted_multilabel":

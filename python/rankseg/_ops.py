@@ -30,6 +30,7 @@ _DTYPE_CODES = {
 _METRIC_CODES = {"dice": 0, "iou": 1}
 _POLICY_CODES = {"max_score": 0, "void": 1}
 _PRUNING_CODES = {"max_prob": 0, "argmax": 1}
+_MERGE_CODES = {"gain": 0, "prob": 1}
 _MULTILABEL, _MULTICLASS = 0, 1
 _warned_host_fallback = False
 
@@ -120,6 +121,11 @@ def fill_unselected(probs: torch.Tensor, labels: torch.Tensor, unselected: int) 
     return torch.where(labels == unselected, argmax_labels(probs), labels)
 
 
+def gpu_kernels_take(probs: torch.Tensor) -> bool:
+    """Whether a CUDA tensor would be solved by the CUDA kernels (this build has them)."""
+    return probs.device.type == "cuda" and _C.cuda_compiled()
+
+
 def through_dispatcher(probs: torch.Tensor) -> bool:
     """Whether this call must go through the registered op rather than straight to ``_C``.
 
@@ -127,8 +133,16 @@ def through_dispatcher(probs: torch.Tensor) -> bool:
     and export see only what passes the dispatcher, and torch.jit.trace records dispatcher ops, so a direct
     ``_C`` call would leave a traced graph holding only the output's allocation (uninitialised memory).
     """
+    if torch.compiler.is_compiling() or torch.jit.is_tracing():  # first: dynamo cannot trace the functorch test
+        return True
     plain = type(probs) is torch.Tensor and probs.device.type in ("cpu", "cuda")
-    return not plain or torch.jit.is_tracing() or torch.compiler.is_compiling()
+    return not plain or _functorch_wrapped(probs)
+
+
+def _functorch_wrapped(t: torch.Tensor) -> bool:
+    """Tensors inside torch.vmap (and other torch.func transforms) have no storage of their own."""
+    wrapped = getattr(torch._C._functorch, "is_functorch_wrapped_tensor", None)
+    return bool(wrapped is not None and wrapped(t))
 
 
 def refuse_tracing(name: str) -> None:
@@ -157,10 +171,11 @@ def rma_multiclass(
     void_index: int,
     check_values: bool = True,
     pruning: str = "max_prob",
+    merge: str = "gain",
 ) -> torch.Tensor:
     """RMA label map, int64 of shape (B, *spatial)."""
     op = multiclass_op if through_dispatcher(probs) else _multiclass
-    return op(probs, metric, smooth, pruning_prob, unassigned_policy, void_index, check_values, pruning)
+    return op(probs, metric, smooth, pruning_prob, unassigned_policy, void_index, check_values, pruning, merge)
 
 
 def _solve(
@@ -202,11 +217,12 @@ def _multiclass(
     void_index: int,
     check_values: bool,
     pruning: str,
+    merge: str = "gain",
 ) -> torch.Tensor:
     options = (_METRIC_CODES[metric], smooth, pruning_prob, _POLICY_CODES[unassigned_policy], void_index)
-    kernel = functools.partial(_C.rma_multiclass, pruning=_PRUNING_CODES[pruning])
-    # argmax pruning is computed by the CPU kernels only
-    out = _solve(probs, _labels_shape, torch.int64, _MULTICLASS, kernel, options, check_values, pruning != "max_prob")
+    kernel = functools.partial(_C.rma_multiclass, pruning=_PRUNING_CODES[pruning], merge=_MERGE_CODES[merge])
+    host_only = pruning != "max_prob" or merge != "gain"  # computed by the CPU kernels only
+    out = _solve(probs, _labels_shape, torch.int64, _MULTICLASS, kernel, options, check_values, host_only)
     return out.view((probs.shape[0], *probs.shape[2:])).to(probs.device)
 
 
@@ -227,10 +243,11 @@ def sorted_multiclass(
     unassigned_policy: str,
     void_index: int,
     pruning: str = "max_prob",
+    merge: str = "gain",
 ) -> torch.Tensor:
     """Labels (B, *spatial) from a sorting solver's masks merged as RMA merges its own; on the CPU."""
     op = sorted_multiclass_op if through_dispatcher(probs) else _sorted_multiclass
-    return op(probs, solver, smooth, pruning_prob, unassigned_policy, void_index, pruning)
+    return op(probs, solver, smooth, pruning_prob, unassigned_policy, void_index, pruning, merge)
 
 
 def _sorted_multilabel(
@@ -249,10 +266,11 @@ def _sorted_multiclass(
     unassigned_policy: str,
     void_index: int,
     pruning: str,
+    merge: str = "gain",
 ) -> torch.Tensor:
     eps = 0.5  # BA/TRNA's tail mass, checked by the core but unused: only the exact solver is multiclass
     options = (_SOLVER_CODES[solver], smooth, pruning_prob, eps, _POLICY_CODES[unassigned_policy], void_index)
-    kernel = functools.partial(_C.sorted_multiclass, pruning=_PRUNING_CODES[pruning])
+    kernel = functools.partial(_C.sorted_multiclass, pruning=_PRUNING_CODES[pruning], merge=_MERGE_CODES[merge])
     out = _solve(probs, _labels_shape, torch.int64, _MULTICLASS, kernel, options, True, True)
     return out.view((probs.shape[0], *probs.shape[2:])).to(probs.device)
 
@@ -263,7 +281,21 @@ def _custom_op(name: str, impl, out_shape, out_dtype):
     impl.__annotations__ = typing.get_type_hints(impl)
     op = torch.library.custom_op(f"rankseg::{name}", impl, mutates_args=())
     op.register_fake(lambda probs, *args: probs.new_empty(out_shape(probs), dtype=out_dtype))
+    if hasattr(op, "register_vmap"):  # torch >= 2.5
+        op.register_vmap(functools.partial(_fold_vmapped_dim, op))
     return op
+
+
+def _fold_vmapped_dim(op, info, in_dims, probs, *args):
+    """torch.vmap's batching rule for every op: the vmapped dim of probs joins the batch dim B, one call solves
+    all, and the output is split back. Each image is solved on its own, so this equals a loop over the dim."""
+    dim = in_dims[0]
+    if dim is None:  # only non-tensor arguments were vmapped: nothing to fold
+        return op(probs, *args), None
+    x = probs.movedim(dim, 0)
+    v, b = x.shape[:2]
+    out = op(x.reshape(v * b, *x.shape[2:]), *args)
+    return out.reshape(v, b, *out.shape[1:]), 0
 
 
 def _masks_shape(probs):

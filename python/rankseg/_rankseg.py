@@ -131,19 +131,20 @@ class RankSEG:
 
         probs = probs.detach()
         with torch.no_grad():
-            if o.merge == "prob":
+            if o.merge == "prob" and o.solver == "RMA" and _ops.gpu_kernels_take(probs):
+                # The CUDA kernels have no merge by probability: compose it from their masks, on the GPU.
                 return self._merged_by_probability(probs, check_values)
             policy, void_index = o.core_policy()
             if o.solver == "RMA" and o.output_mode == "multiclass":
                 labels = _ops.rma_multiclass(
-                    probs, o.metric, o.smooth, o.pruning_prob, policy, void_index, check_values, o.pruning
+                    probs, o.metric, o.smooth, o.pruning_prob, policy, void_index, check_values, o.pruning, o.merge
                 )
                 return self._filled(probs, labels)
             if o.solver == "RMA":
                 return _ops.rma_multilabel(probs, o.metric, o.smooth, o.pruning_prob, check_values)
             if o.solver in SORTING_SOLVERS and o.output_mode == "multiclass":
                 labels = _ops.sorted_multiclass(
-                    probs, o.solver, o.smooth, o.pruning_prob, policy, void_index, o.pruning
+                    probs, o.solver, o.smooth, o.pruning_prob, policy, void_index, o.pruning, o.merge
                 )
                 return self._filled(probs, labels)
             if o.solver in SORTING_SOLVERS:

@@ -34,10 +34,8 @@ __all__ = ["FittedRankSEG", "fit", "load"]
 FORMAT = "rankseg.fitted/1"
 CALIBRATIONS = ("none", "temperature", "vector", "binning")
 # The multiclass decision rules tried, as RankSEG solver parameters beside the segmenter's own.
-MULTICLASS_RULES: tuple[dict[str, str], ...] = (
-    {"merge": "gain", "pruning": "max_prob"},
-    {"merge": "gain", "pruning": "argmax"},
-    {"merge": "prob", "pruning": "max_prob"},
+MULTICLASS_RULES: tuple[dict[str, str], ...] = tuple(
+    {"merge": merge, "pruning": pruning} for merge in ("prob", "gain") for pruning in ("argmax", "max_prob")
 )
 
 
@@ -253,10 +251,10 @@ class FittedRankSEG:
             f"fitted RankSEG ({o.metric}): calibration {calib}, {rule}",
             f"validation: {base} {100 * self.baseline_score:.2f}, fitted {100 * (self.baseline_score + self.gain):.2f}"
             f" ({100 * self.gain:+.2f} ± {100 * self.gain_se:.2f} per image)",
-            "class  decides  gain ± se  images",
+            "class  decided by  change of its score ± se  images",
         ]
         for r in self.classes:
-            lines.append(f"{r.index:>5}  {'RankSEG' if r.rankseg else base:>7}  {100 * r.gain:+.2f} ± "
+            lines.append(f"{r.index:>5}  {'RankSEG' if r.rankseg else base:>10}  {100 * r.gain:+.2f} ± "
                          f"{100 * r.se:.2f}  {r.images}")  # fmt: skip
         return "\n".join(lines)
 
@@ -270,7 +268,7 @@ class FittedRankSEG:
         return {
             "format": FORMAT,
             "segmenter": {"metric": o.metric, "smooth": o.smooth, "output_mode": o.output_mode, "solver": o.solver,
-                          "pruning_prob": o.pruning_prob, "params": self.segmenter.solver_params},
+                          "pruning_prob": o.pruning_prob, "params": _effective_params(self.segmenter)},
             "calibrator": None if self.calibrator is None else self.calibrator.to_dict(),
             "rankseg_classes": self.rankseg_classes.tolist(),
             "gain": self.gain, "gain_se": self.gain_se, "baseline_score": self.baseline_score,
@@ -281,6 +279,17 @@ class FittedRankSEG:
         """Writes the fitted predictor as a small JSON file."""
         with open(path, "w") as f:
             json.dump(self.to_dict(), f, indent=1)
+
+
+def _effective_params(segmenter) -> dict[str, Any]:
+    """The segmenter's solver parameters, defaults included, so that a saved file does not depend on them."""
+    o = segmenter.options
+    params = dict(segmenter.solver_params)
+    if o.output_mode == "multiclass" and o.solver in ("RMA", "exact"):
+        params.update(unassigned_policy=o.unassigned_policy, pruning=o.pruning, merge=o.merge)
+    elif o.solver in ("BA", "TRNA", "BA+TRNA"):
+        params["eps"] = o.eps
+    return params
 
 
 def from_dict(d: dict[str, Any]) -> FittedRankSEG:
