@@ -329,3 +329,10 @@ def test_unassigned_policy_argmax_gives_unselected_pixels_their_argmax_class(sol
     assert torch.equal(scripted(probs), filled)
     with pytest.raises(ValueError, match="void_index is only used"):
         RankSEG(unassigned_policy="argmax", void_index=-1)
+
+
+def test_pruning_prob_without_pruning_warns_and_the_old_name_keeps_it():
+    with pytest.warns(UserWarning, match="pruning_prob=0.3 has no effect"):
+        RankSEG(pruning_prob=0.3)
+    old = rankseg.rankseg_rma(PROBS, pruning_prob=0.3)  # 0.0.x: pruning by the largest probability, no warning
+    assert torch.equal(old, RankSEG(pruning_prob=0.3, pruning="max_prob")(PROBS))

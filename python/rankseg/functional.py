@@ -47,7 +47,8 @@ def rankseg_rma(
     ``unassigned_policy`` and ``void_index`` apply to multiclass output: ``"void"`` is refused for multilabel
     output, and a ``void_index`` other than 255 needs ``unassigned_policy="void"``. ``safe_screening`` (True,
     False or ``"auto"``) chose an inexact fast path in 0.0.x; this RMA is always exact and fast, so it is
-    checked and changes nothing. See :class:`rankseg.RankSEG` for the rest.
+    checked and changes nothing. A ``pruning_prob`` other than 0.5 prunes multiclass classes by their largest
+    probability, as in 0.0.x; otherwise the multiclass defaults of :class:`rankseg.RankSEG` apply.
     """
     check_safe_screening(safe_screening)
     if not isinstance(unassigned_policy, str):
@@ -55,6 +56,8 @@ def rankseg_rma(
     multiclass = isinstance(output_mode, str) and output_mode.strip().lower() == "multiclass"
     void = unassigned_policy.strip().lower() != "max_score"
     params: dict[str, object] = {"unassigned_policy": unassigned_policy} if multiclass else {}
+    if multiclass and pruning_prob != 0.5:  # 0.0.x's pruning_prob pruned by the largest probability: keep it so
+        params["pruning"] = "max_prob"
     if multiclass and void:
         params["void_index"] = void_index
     elif void_index != 255:
