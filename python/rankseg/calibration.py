@@ -124,12 +124,18 @@ class _LogitCalibrator:
     """Shared fitting of the logit-space calibrators: NLL by L-BFGS on a fixed sample of pixels."""
 
     kind = ""
-    max_pixels = 250_000  # ample for one or 2 C parameters, and fitting stays a matter of seconds
+    # Pixels the fit sees: ample for one or 2 C parameters, and few enough values (pixels x classes) that
+    # fitting stays a matter of seconds.
+    max_pixels = 250_000
+    max_values = 2_000_000
 
     def __init__(self, mode: str = "multiclass") -> None:
         self.mode = check_mode(mode)
         self.scale: torch.Tensor | None = None  # (C,) or (1,)
         self.bias: torch.Tensor | None = None
+
+    def pixel_limit(self, classes: int) -> int:
+        return max(20_000, min(self.max_pixels, self.max_values // classes))
 
     def _params(self, classes: int) -> list[torch.Tensor]:
         raise NotImplementedError
@@ -141,15 +147,16 @@ class _LogitCalibrator:
         for p, y in batches(probs, labels):
             check_pair(p, y, self.mode, ignore_index)
             check_classes(zs[0].shape[1] if zs else None, p.shape[1])
-            step = max(1, math.ceil(p.numel() / p.shape[1] / self.max_pixels))  # at most max_pixels per batch
+            limit = self.pixel_limit(p.shape[1])
+            step = max(1, math.ceil(p.numel() / p.shape[1] / limit))  # at most `limit` pixels per batch
             z, t = _pixel_sample(p, y, self.mode, ignore_index, step)
             zs.append(z)
             ys.append(t)
         if not zs or sum(len(z) for z in zs) == 0:
             raise ValueError("fit needs at least one labelled pixel")
         z, y = torch.cat(zs).double(), torch.cat(ys)
-        if len(z) > self.max_pixels:
-            keep = torch.randperm(len(z), generator=torch.Generator().manual_seed(0))[: self.max_pixels]
+        if len(z) > self.pixel_limit(z.shape[1]):
+            keep = torch.randperm(len(z), generator=torch.Generator().manual_seed(0))[: self.pixel_limit(z.shape[1])]
             z, y = z[keep], y[keep]
         log_scale, bias = self._params(z.shape[1])
         opt = torch.optim.LBFGS([log_scale, bias], lr=1.0, max_iter=100, line_search_fn="strong_wolfe")
@@ -267,15 +274,18 @@ class Binning:
             check_pair(p, y, self.mode, ignore_index)
             c = p.shape[1]
             check_classes(None if hist is None else hist.shape[1], c)
-            x = p.detach().double().movedim(1, -1).reshape(-1, c)
+            b = p.shape[0]
+            x = p.detach().double().reshape(b, c, -1)  # the layout as it comes: no transposed copy
             if self.mode == "multiclass":
-                t = torch.nn.functional.one_hot(y.reshape(-1).clamp(0, c - 1).long(), c).double()
-                if ignore_index is not None:
-                    keep = y.reshape(-1) != ignore_index
-                    x, t = x[keep], t[keep]
+                flat = y.reshape(b, 1, -1)
+                t = (flat == torch.arange(c, device=y.device).view(1, c, 1)).double()
             else:
-                t = y.movedim(1, -1).reshape(-1, c).double()
-            index = ((x * bins).long().clamp(0, bins - 1) + torch.arange(c, device=x.device) * bins).reshape(-1)
+                t = y.reshape(b, c, -1).double()
+            index = (x * bins).long().clamp(0, bins - 1) + (torch.arange(c, device=x.device) * bins).view(1, c, 1)
+            if self.mode == "multiclass" and ignore_index is not None:
+                keep = (flat != ignore_index).expand_as(x)
+                x, t, index = x[keep], t[keep], index[keep]
+            index = index.reshape(-1)
             batch = torch.stack(
                 [torch.bincount(index, w, minlength=c * bins) for w in (None, x.reshape(-1), t.reshape(-1))]
             )
@@ -298,15 +308,17 @@ class Binning:
         c = probs.shape[1]
         if self.knots.shape[0] != c:
             raise ValueError(f"calibrator was fitted on {self.knots.shape[0]} classes, probs has {c}")
-        x = probs.float().movedim(1, -1)  # (..., C): each class's knots along the last dim
-        knots, values = self.knots.to(x.device), self.values.to(x.device)
-        flat = x.reshape(-1, c).t().contiguous()  # (C, pixels)
-        right = torch.searchsorted(knots.contiguous(), flat).clamp(1, self.bins - 1)
-        left = right - 1
-        k0, k1 = knots.gather(1, left), knots.gather(1, right)
-        v0, v1 = values.gather(1, left), values.gather(1, right)
-        w = ((flat - k0) / (k1 - k0).clamp(min=1e-12)).clamp(0, 1)
-        out = (v0 + w * (v1 - v0)).t().reshape(x.shape).movedim(-1, 1)
+        # The knots are increasing and each lies in its own bin, so the segment holding x starts at x's bin or at
+        # the one before: no search is needed, only x's bin and a comparison with that bin's knot.
+        b, bins = probs.shape[0], self.bins
+        x = probs.float().reshape(b, c, -1)
+        knots, values = self.knots.to(x.device).view(-1), self.values.to(x.device).view(-1)
+        offset = (torch.arange(c, device=x.device) * bins).view(1, c, 1)
+        own = (x * bins).long().clamp(0, bins - 1)
+        right = torch.where(x > knots[own + offset], own + 1, own).clamp(1, bins - 1) + offset
+        k0, k1, v0, v1 = knots[right - 1], knots[right], values[right - 1], values[right]
+        w = ((x - k0) / (k1 - k0).clamp(min=1e-12)).clamp(0, 1)
+        out = (v0 + w * (v1 - v0)).reshape(probs.shape)
         if self.mode == "multiclass":
             out = out / out.sum(1, keepdim=True).clamp(min=1e-12)
         return out.clamp(0, 1)

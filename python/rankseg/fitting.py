@@ -67,7 +67,7 @@ def _per_class_scores(tp, pred, true, metric: str) -> torch.Tensor:
 
 
 def _image_means(scores: torch.Tensor) -> torch.Tensor:
-    return scores.nanmean(1)  # NaN for an image with no class present: left out of every mean
+    return scores.nanmean(-1)  # NaN for an image with no class present: left out of every mean
 
 
 class _Triples:
@@ -131,12 +131,13 @@ class _Scorer:
         self.delta_tp.view(-1).index_add_(0, row + image * width + base, -count * (base == truth))
 
     def scores(self, chosen: torch.Tensor) -> torch.Tensor:
-        """(images, C) per-class scores of the mix; `chosen` is bool (C,)."""
-        weight = torch.cat([chosen, chosen.new_zeros(1)]).double()
+        """(..., images, C) per-class scores of the mix; `chosen` is bool (..., C), one mix per row."""
+        weight = torch.cat([chosen, chosen.new_zeros((*chosen.shape[:-1], 1))], -1).double()
         tp = self.tp + weight @ self.delta_tp
         pred = self.pred + weight @ self.delta_pred
-        view = (self.images, self.classes + 1)
-        return _per_class_scores(tp.view(view), pred.view(view), self.true.view(view), self.metric)[:, : self.classes]
+        view = (*chosen.shape[:-1], self.images, self.classes + 1)
+        scores = _per_class_scores(tp.view(view), pred.view(view), self.true.view(view[-2:]), self.metric)
+        return scores[..., : self.classes]
 
 
 class _MaskScorer:
@@ -154,8 +155,9 @@ class _MaskScorer:
             store.append(torch.stack(counts, -1).double().cpu())
 
     def scores(self, chosen: torch.Tensor) -> torch.Tensor:
+        """(..., images, C) per-class scores of the mix; `chosen` is bool (..., C), one mix per row."""
         base, cand = torch.cat(self.base), torch.cat(self.cand)
-        counts = torch.where(chosen.view(1, -1, 1), cand, base)
+        counts = torch.where(chosen.unsqueeze(-2).unsqueeze(-1), cand, base)
         return _per_class_scores(counts[..., 0], counts[..., 1], counts[..., 2], self.metric)
 
 
@@ -164,19 +166,20 @@ def _choose_classes(scorer, classes: int) -> tuple[torch.Tensor, torch.Tensor]:
     that gain exceeds its standard error. Returns the chosen classes and the mix's per-image scores."""
     chosen = torch.zeros(classes, dtype=torch.bool)
     current = _image_means(scorer.scores(chosen))
-    while not chosen.all():
-        best = None
-        for c in torch.nonzero(~chosen).flatten().tolist():
-            trial = chosen.clone()
-            trial[c] = True
-            means = _image_means(scorer.scores(trial))
-            gain, se = _mean_se(means - current)
-            if gain > se and gain > 0 and (best is None or gain > best[0]):
-                best = (gain, c, means)
-        if best is None:
+    scored = ~current.isnan()  # images with a class present; the same for every mix
+    n = int(scored.sum())
+    while not chosen.all() and n > 1:
+        left = torch.nonzero(~chosen).flatten()
+        trials = chosen.unsqueeze(0) | torch.nn.functional.one_hot(left, classes).bool()  # one more class each
+        means = _image_means(scorer.scores(trials))  # (trials, images), all trials in one go
+        diff = (means - current)[:, scored]
+        gain, se = diff.mean(1), diff.std(1) / math.sqrt(n)
+        gain = torch.where((gain > se) & (gain > 0), gain, torch.full_like(gain, -math.inf))
+        best = int(gain.argmax())  # the first of equal gains: the lowest class index
+        if gain[best] == -math.inf:
             break
-        chosen[best[1]] = True
-        current = best[2]
+        chosen[left[best]] = True
+        current = means[best]
     return chosen, current
 
 
