@@ -9,22 +9,14 @@ import math
 import numpy as np
 import pytest
 import torch
+from conftest import CUDA
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.optimize import isotonic_regression
 
 from rankseg import calibration as cal
 
-CUDA = [pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA"))]
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: the fits are tiny, and two threads on a busy two-core machine run them 20x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # ---- synthetic data: a known true model, labels sampled from it ----------------------------------------------

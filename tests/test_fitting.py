@@ -7,6 +7,7 @@ import json
 
 import pytest
 import torch
+from conftest import CUDA
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -14,16 +15,7 @@ from rankseg import RankSEG, metrics
 from rankseg import calibration as cal
 from rankseg.fitting import ClassReport, FittedRankSEG, load
 
-CUDA = [pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA"))]
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: the fits are tiny, and two threads on a busy two-core machine run them 20x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # ---- data: smooth random logit fields, labels sampled from a known model --------------------------------------

@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
+
+from conftest import load_benchmark
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def load_report():
-    spec = importlib.util.spec_from_file_location("quality", ROOT / "benchmarks" / "quality.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["quality"] = module  # its dataclasses look themselves up there
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_committed_table_matches_a_fresh_run():
-    quality = load_report()
+    quality = load_benchmark("quality")
     setting = quality.SETTINGS[0]
     fresh = quality.table({setting: quality.evaluate(setting, draws=20)}).splitlines()[2:]
     committed = [

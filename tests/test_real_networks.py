@@ -3,28 +3,15 @@ method scored, the tables written between the markers. Needs the quality extra (
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
+from conftest import load_benchmark
 
 pytest.importorskip("monai")
 pytest.importorskip("skimage")
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def load_suite():
-    spec = importlib.util.spec_from_file_location("real_networks", ROOT / "benchmarks" / "real_networks.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["real_networks"] = module  # its dataclasses look themselves up there
-    spec.loader.exec_module(module)
-    return module
-
 
 def test_quick_suite_scores_every_method_and_writes_between_the_markers(tmp_path, capsys):
-    suite = load_suite()
+    suite = load_benchmark("real_networks")
     report = tmp_path / "quality.md"
     report.write_text(f"before\n{suite.MARKER}\nold table\n{suite.MARKER}\nafter\n")
     regimes = ["mc_well", "bin_hard", "ml_shapes"]
