@@ -525,3 +525,32 @@ def test_compiled_merge_by_probability_equals_its_composition(classes, seed, dty
         kwargs = {}
     segmenter = RankSEG(solver=solver, merge="prob", **kwargs)
     assert torch.equal(segmenter(probs), segmenter._merged_by_probability(probs, True))
+
+
+def dataset_score(pred, truth, classes, metric):
+    """The benchmark convention, counted here: per class, Dice (IoU) of counts summed over the split, averaged
+    over the classes present in the split."""
+    as_masks = (lambda x: x) if truth.dtype == torch.bool else (lambda x: torch.nn.functional.one_hot(x, classes))
+    p, t = as_masks(pred).double(), as_masks(truth).double()
+    if truth.dtype != torch.bool:
+        p, t = p.movedim(-1, 1), t.movedim(-1, 1)
+    dims = (0, *range(2, t.dim()))
+    tp, volume, positives = (p * t).sum(dims), p.sum(dims), t.sum(dims)
+    score = 2 * tp / (volume + positives) if metric == "dice" else tp / (volume + positives - tp)
+    return float(score[positives > 0].mean())
+
+
+@pytest.mark.parametrize("metric", ["dice", "iou"])
+@pytest.mark.parametrize("mode", ["multiclass", "multilabel"])
+def test_dataset_aggregation_gain_is_the_judges(metric, mode):
+    probs, truth = multiclass_split(40, 61) if mode == "multiclass" else multilabel_split(40, 62)
+    fitted = RankSEG(metric=metric, output_mode=mode).fit(probs, truth, aggregation="dataset")
+    c = probs.shape[1]
+    base = dataset_score(baseline(probs, mode == "multiclass"), truth, c, metric)
+    ours = dataset_score(fitted(probs), truth, c, metric)
+    assert fitted.aggregation == "dataset" and fitted.baseline_score == pytest.approx(base, abs=1e-12)
+    assert fitted.gain == pytest.approx(ours - base, abs=1e-12)
+    assert fitted.gain >= 0 and (fitted.gain == 0 or fitted.gain > fitted.gain_se)
+    assert "dataset score" in fitted.report()
+    with pytest.raises(ValueError, match="aggregation"):
+        RankSEG().fit(probs[:2], truth[:2], aggregation="mean")

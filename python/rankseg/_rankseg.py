@@ -203,6 +203,7 @@ class RankSEG:
         *,
         ignore_index: int | None = None,
         calibrations: tuple[str, ...] = ("none", "temperature", "vector", "binning"),
+        aggregation: str = "per_image",
     ) -> FittedRankSEG:
         """Fits this RankSEG on a labelled validation split, so that it does not lose to argmax where the
         network's probabilities mislead it; returns a :class:`rankseg.fitting.FittedRankSEG` (call it to predict).
@@ -221,10 +222,15 @@ class RankSEG:
             ignore_index: a label of pixels to leave out (label maps only).
             calibrations: the calibrations to try, of ``"none"``, ``"temperature"``, ``"vector"``, ``"binning"``
                 (see :mod:`rankseg.calibration`).
+            aggregation: the score maximised: ``"per_image"`` (the mean over images of each image's mean over
+                the classes present) or ``"dataset"`` (the mean over classes of each class's score from counts
+                summed over the split, as benchmark mIoU is computed).
         """
         from .fitting import fit
 
-        return fit(self, probs, labels, ignore_index=ignore_index, calibrations=tuple(calibrations))
+        return fit(
+            self, probs, labels, ignore_index=ignore_index, calibrations=tuple(calibrations), aggregation=aggregation
+        )
 
     def as_module(self, *, check_values: bool = True) -> RankSEGModule:
         """This RankSEG as a ``torch.nn.Module`` for ``torch.jit.script`` and ``torch.jit.save``.

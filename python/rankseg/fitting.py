@@ -10,7 +10,9 @@ without solving again). It then chooses the classes whose pixels RankSEG may lab
 only while the per-image score rises by more than one standard error of the paired gain, and keeps the
 candidate with the largest gain; if none gains more than one standard error over the baseline, the fitted
 predictor *is* the baseline. The score is the user's: per image, the mean Dice (or IoU) over the classes
-present in the truth (the MONAI and torchmetrics convention), averaged over images.
+present in the truth (the MONAI and torchmetrics convention), averaged over images; or, with
+``aggregation="dataset"``, each class's score from counts summed over the split, averaged over the classes
+(the benchmark convention), whose error comes from bootstrap resamples of the images.
 
 Predicting: ``labels = where(RankSEG label is a chosen class, RankSEG label, argmax label)`` for label maps;
 per class, the RankSEG mask or the thresholded mask for multilabel outputs.
@@ -41,8 +43,9 @@ MULTICLASS_RULES: tuple[dict[str, str], ...] = tuple(
 
 @dataclass
 class ClassReport:
-    """One class on the validation split: whether RankSEG labels it, and the paired per-image gain of its own
-    score (fitted minus baseline, over the images where the class is present) with its standard error."""
+    """One class on the validation split: whether RankSEG labels it, the paired gain of its own score (fitted
+    minus baseline: per image, over the images where the class is present; or of the split's summed counts)
+    with its standard error, and the number of images where the class is present."""
 
     index: int
     rankseg: bool
@@ -51,23 +54,11 @@ class ClassReport:
     images: int
 
 
-def _mean_se(x: torch.Tensor) -> tuple[float, float]:
-    x = x[~x.isnan()]
-    if len(x) == 0:
-        return 0.0, 0.0
-    se = float(x.std(unbiased=True) / math.sqrt(len(x))) if len(x) > 1 else 0.0
-    return float(x.mean()), se
-
-
 def _per_class_scores(tp, pred, true, metric: str) -> torch.Tensor:
     """(images, C) Dice or IoU, NaN where the class is absent from the truth (skipped, the usual convention)."""
     den = pred + true if metric == "dice" else pred + true - tp
     num = 2 * tp if metric == "dice" else tp
     return torch.where(true > 0, num / den.clamp(min=1), torch.full_like(num, math.nan))
-
-
-def _image_means(scores: torch.Tensor) -> torch.Tensor:
-    return scores.nanmean(-1)  # NaN for an image with no class present: left out of every mean
 
 
 class _Triples:
@@ -110,9 +101,9 @@ class _Scorer:
     """Scores any mix "candidate label where it is a chosen class, else the baseline label" from triples: the
     baseline's counts plus, for each chosen class, what moving its candidate pixels to it changes."""
 
-    def __init__(self, triples: _Triples, metric: str) -> None:
+    def __init__(self, triples: _Triples) -> None:
         image, base, cand, truth, count = triples.unpack()
-        self.classes, self.images, self.metric = triples.classes, triples.images, metric
+        self.classes, self.images = triples.classes, triples.images
         width = self.classes + 1
         size = self.images * width
         self.tp, self.pred, self.true = (torch.zeros(size, dtype=torch.float64) for _ in range(3))
@@ -130,21 +121,20 @@ class _Scorer:
         self.delta_tp.view(-1).index_add_(0, row + image * width + cand, count * (cand == truth))
         self.delta_tp.view(-1).index_add_(0, row + image * width + base, -count * (base == truth))
 
-    def scores(self, chosen: torch.Tensor) -> torch.Tensor:
-        """(..., images, C) per-class scores of the mix; `chosen` is bool (..., C), one mix per row."""
+    def counts(self, chosen: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """True positives and predicted pixels (..., images, C) of the mix, positives (images, C); `chosen` is
+        bool (..., C), one mix per row."""
         weight = torch.cat([chosen, chosen.new_zeros((*chosen.shape[:-1], 1))], -1).double()
         tp = self.tp + weight @ self.delta_tp
         pred = self.pred + weight @ self.delta_pred
-        view = (*chosen.shape[:-1], self.images, self.classes + 1)
-        scores = _per_class_scores(tp.view(view), pred.view(view), self.true.view(view[-2:]), self.metric)
-        return scores[..., : self.classes]
+        view, c = (*chosen.shape[:-1], self.images, self.classes + 1), self.classes
+        return tp.view(view)[..., :c], pred.view(view)[..., :c], self.true.view(view[-2:])[..., :c]
 
 
 class _MaskScorer:
     """Scores per class "candidate mask if chosen, else baseline mask" from per-image, per-class counts."""
 
-    def __init__(self, metric: str) -> None:
-        self.metric = metric
+    def __init__(self) -> None:
         self.base: list[torch.Tensor] = []  # (images, C, 3): tp, pred, true
         self.cand: list[torch.Tensor] = []
 
@@ -154,32 +144,69 @@ class _MaskScorer:
             counts = [(masks & truth).sum(dims), masks.sum(dims), truth.sum(dims)]
             store.append(torch.stack(counts, -1).double().cpu())
 
-    def scores(self, chosen: torch.Tensor) -> torch.Tensor:
-        """(..., images, C) per-class scores of the mix; `chosen` is bool (..., C), one mix per row."""
+    def counts(self, chosen: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """True positives, predicted and positive pixels (..., images, C) of the mix; `chosen` is bool (..., C)."""
         base, cand = torch.cat(self.base), torch.cat(self.cand)
         counts = torch.where(chosen.unsqueeze(-2).unsqueeze(-1), cand, base)
-        return _per_class_scores(counts[..., 0], counts[..., 1], counts[..., 2], self.metric)
+        return counts[..., 0], counts[..., 1], counts[..., 2]
 
 
-def _choose_classes(scorer, classes: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Greedy choice of the classes RankSEG decides: add the class whose paired per-image gain is largest, while
-    that gain exceeds its standard error. Returns the chosen classes and the mix's per-image scores."""
+AGGREGATIONS = ("per_image", "dataset")
+
+
+class _Objective:
+    """What fitting maximises, from per-image counts: the mean over images of the mean score over the classes
+    present in each ("per_image"), or the mean over classes of the score of counts summed over the split
+    ("dataset"); and how sure a paired gain is: its standard error over images, or for "dataset" the spread
+    of the gain over bootstrap resamples of the images (the same resamples for every mix compared)."""
+
+    def __init__(self, aggregation: str, images: int, metric: str, resamples: int = 200) -> None:
+        self.per_image, self.metric = aggregation == "per_image", metric
+        weights = torch.poisson(torch.ones(resamples, images, dtype=torch.float64), torch.Generator().manual_seed(0))
+        self.weights = torch.cat([torch.ones(1, images, dtype=torch.float64), weights])  # row 0: the split itself
+
+    def class_values(self, tp, pred, true) -> torch.Tensor:
+        """(..., units, C): per image (NaN where absent), or per resample (row 0 the whole split)."""
+        if self.per_image:
+            return _per_class_scores(tp, pred, true, self.metric)
+        w = self.weights
+        return _per_class_scores(w @ tp, w @ pred, w @ true, self.metric)
+
+    def values(self, tp, pred, true) -> torch.Tensor:
+        return self.class_values(tp, pred, true).nanmean(-1)  # NaN for an image with no class present
+
+    def gain_se(self, diff: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The gain and its error from paired differences (..., units); NaN units (no class present) skipped."""
+        if not self.per_image:
+            return diff[..., 0], diff[..., 1:].std(-1)
+        valid = ~diff.isnan()
+        n = valid.sum(-1)
+        d = diff.nan_to_num(0.0)
+        mean = d.sum(-1) / n.clamp(min=1)
+        var = ((d - mean.unsqueeze(-1)) ** 2 * valid).sum(-1) / (n - 1).clamp(min=1)
+        se = torch.where(n > 1, (var / n.clamp(min=1)).sqrt(), torch.full_like(mean, math.inf))
+        return torch.where(n > 0, mean, torch.zeros_like(mean)), se
+
+    def point(self, values: torch.Tensor) -> float:
+        return float(values.nanmean() if self.per_image else values[0])
+
+
+def _choose_classes(scorer, classes: int, objective: _Objective) -> tuple[torch.Tensor, torch.Tensor]:
+    """Greedy choice of the classes RankSEG decides: add the class whose paired gain is largest, while that gain
+    exceeds its error. Returns the chosen classes and the mix's values (per image or per resample)."""
     chosen = torch.zeros(classes, dtype=torch.bool)
-    current = _image_means(scorer.scores(chosen))
-    scored = ~current.isnan()  # images with a class present; the same for every mix
-    n = int(scored.sum())
-    while not chosen.all() and n > 1:
+    current = objective.values(*scorer.counts(chosen))
+    while not chosen.all():
         left = torch.nonzero(~chosen).flatten()
         trials = chosen.unsqueeze(0) | torch.nn.functional.one_hot(left, classes).bool()  # one more class each
-        means = _image_means(scorer.scores(trials))  # (trials, images), all trials in one go
-        diff = (means - current)[:, scored]
-        gain, se = diff.mean(1), diff.std(1) / math.sqrt(n)
+        values = objective.values(*scorer.counts(trials))  # (trials, units), all trials in one go
+        gain, se = objective.gain_se(values - current)
         gain = torch.where((gain > se) & (gain > 0), gain, torch.full_like(gain, -math.inf))
         best = int(gain.argmax())  # the first of equal gains: the lowest class index
         if gain[best] == -math.inf:
             break
         chosen[left[best]] = True
-        current = means[best]
+        current = values[best]
     return chosen, current
 
 
@@ -190,7 +217,7 @@ class _Candidate:
     chosen: torch.Tensor
     gain: float
     se: float
-    class_scores: torch.Tensor  # (images, C) of the mix
+    class_values: torch.Tensor  # (units, C) of the mix
 
 
 class FittedRankSEG:
@@ -203,19 +230,31 @@ class FittedRankSEG:
         calibrator: the fitted calibrator applied before RankSEG, or None.
         rankseg_classes: bool ``(C,)``, the classes RankSEG decides; the others keep the argmax label (or the
             0.5 threshold).
-        gain, gain_se: the fitted predictor's paired per-image gain over the baseline on the validation split,
-            in score units (0.01 is one Dice point), and its standard error.
+        gain, gain_se: the fitted predictor's paired gain over the baseline on the validation split, in score
+            units (0.01 is one Dice point), and its standard error (over images, or over bootstrap resamples of
+            the images for ``aggregation="dataset"``).
+        baseline_score, aggregation: the baseline's score on the validation split, and how it was aggregated.
         classes: a :class:`ClassReport` per class.
     """
 
-    def __init__(self, segmenter, calibrator, rankseg_classes: torch.Tensor, gain: float, gain_se: float,
-                 classes: list[ClassReport], baseline_score: float) -> None:  # fmt: skip
+    def __init__(
+        self,
+        segmenter,
+        calibrator,
+        rankseg_classes: torch.Tensor,
+        gain: float,
+        gain_se: float,
+        classes: list[ClassReport],
+        baseline_score: float,
+        aggregation: str = "per_image",
+    ) -> None:
         self.segmenter = segmenter
         self.calibrator = calibrator
         self.rankseg_classes = rankseg_classes.bool().cpu()
         self.gain, self.gain_se = gain, gain_se
         self.classes = classes
         self.baseline_score = baseline_score
+        self.aggregation = aggregation
 
     @property
     def mode(self) -> str:
@@ -253,7 +292,7 @@ class FittedRankSEG:
         lines = [
             f"fitted RankSEG ({o.metric}): calibration {calib}, {rule}",
             f"validation: {base} {100 * self.baseline_score:.2f}, fitted {100 * (self.baseline_score + self.gain):.2f}"
-            f" ({100 * self.gain:+.2f} ± {100 * self.gain_se:.2f} per image)",
+            f" ({100 * self.gain:+.2f} ± {100 * self.gain_se:.2f}, {self.aggregation.replace('_', '-')} score)",
             "class  decided by  change of its score ± se  images",
         ]
         for r in self.classes:
@@ -275,6 +314,7 @@ class FittedRankSEG:
             "calibrator": None if self.calibrator is None else self.calibrator.to_dict(),
             "rankseg_classes": self.rankseg_classes.tolist(),
             "gain": self.gain, "gain_se": self.gain_se, "baseline_score": self.baseline_score,
+            "aggregation": self.aggregation,
             "classes": [vars(r) for r in self.classes],
         }  # fmt: skip
 
@@ -305,7 +345,7 @@ def from_dict(d: dict[str, Any]) -> FittedRankSEG:
     calibrator = None if d["calibrator"] is None else cal.from_dict(d["calibrator"])
     classes = [ClassReport(**r) for r in d["classes"]]
     return FittedRankSEG(segmenter, calibrator, torch.tensor(d["rankseg_classes"], dtype=torch.bool), d["gain"],
-                         d["gain_se"], classes, d["baseline_score"])  # fmt: skip
+                         d["gain_se"], classes, d["baseline_score"], d.get("aggregation", "per_image"))  # fmt: skip
 
 
 def load(path: str | os.PathLike) -> FittedRankSEG:
@@ -325,7 +365,7 @@ def _reiterable(probs, labels):
 
 
 def fit(segmenter, probs, labels=None, *, ignore_index: int | None = None,
-        calibrations: tuple[str, ...] = CALIBRATIONS) -> FittedRankSEG:  # fmt: skip
+        calibrations: tuple[str, ...] = CALIBRATIONS, aggregation: str = "per_image") -> FittedRankSEG:  # fmt: skip
     """See :meth:`rankseg.RankSEG.fit`."""
     from ._rankseg import RankSEG
 
@@ -333,6 +373,8 @@ def fit(segmenter, probs, labels=None, *, ignore_index: int | None = None,
     given = segmenter.solver_params  # the segmenter's own parameters, which every candidate keeps (eps, void_index)
     if o.metric not in ("dice", "iou"):
         raise ValueError(f"fit chooses by Dice or IoU; this RankSEG has metric={o.metric!r}")
+    if aggregation not in AGGREGATIONS:
+        raise ValueError(f"aggregation must be one of {AGGREGATIONS}, got {aggregation!r}")
     for name in calibrations:
         if name not in CALIBRATIONS:
             raise ValueError(f"calibrations must be drawn from {CALIBRATIONS}, got {name!r}")
@@ -359,7 +401,7 @@ def fit(segmenter, probs, labels=None, *, ignore_index: int | None = None,
         cal.check_classes(classes, p.shape[1])
         if classes is None:
             classes = p.shape[1]
-            records = [_Triples(classes) if mode == "multiclass" else _MaskScorer(o.metric) for _ in candidates]
+            records = [_Triples(classes) if mode == "multiclass" else _MaskScorer() for _ in candidates]
         calibrated = {name: (p if c is None else c(p)) for name, c in fitted.items()}
         if mode == "multiclass":
             base = argmax_labels(p)
@@ -374,25 +416,27 @@ def fit(segmenter, probs, labels=None, *, ignore_index: int | None = None,
     if classes is None:
         raise ValueError("fit needs at least one batch")
 
+    objective = _Objective(aggregation, records[0].images if mode == "multiclass" else len(torch.cat(records[0].base)),
+                           o.metric)  # fmt: skip
+    scorers = [_Scorer(record) if mode == "multiclass" else record for record in records]
+    nobody = torch.zeros(classes, dtype=torch.bool)
+    base_counts = scorers[0].counts(nobody)  # the baseline is the same in every candidate
+    base_values = objective.values(*base_counts)
     best: _Candidate | None = None
-    baseline_scores = None
-    for record, (name, rule) in zip(records, candidates):
-        scorer = _Scorer(record, o.metric) if mode == "multiclass" else record
-        if baseline_scores is None:
-            baseline_scores = scorer.scores(torch.zeros(classes, dtype=torch.bool))
-        chosen, means = _choose_classes(scorer, classes)
-        gain, se = _mean_se(means - _image_means(baseline_scores))
+    for scorer, (name, rule) in zip(scorers, candidates):
+        chosen, values = _choose_classes(scorer, classes, objective)
+        gain, se = (float(x) for x in objective.gain_se(values - base_values))
         if chosen.any() and gain > se and (best is None or gain > best.gain):
-            best = _Candidate(name, rule, chosen, gain, se, scorer.scores(chosen))
-    assert baseline_scores is not None
-    baseline_score = float(_image_means(baseline_scores).nanmean())
-    if best is None:  # nothing beat the baseline by a standard error: the baseline it is
-        best = _Candidate("none", given, torch.zeros(classes, dtype=torch.bool), 0.0, 0.0, baseline_scores)
-    reports = []
-    for c in range(classes):
-        g, s = _mean_se(best.class_scores[:, c] - baseline_scores[:, c])
-        images = int((~baseline_scores[:, c].isnan()).sum())
-        reports.append(ClassReport(c, bool(best.chosen[c]), g, s, images))
+            best = _Candidate(name, rule, chosen, gain, se, objective.class_values(*scorer.counts(chosen)))
+    base_class_values = objective.class_values(*base_counts)
+    if best is None:  # nothing beat the baseline by its error: the baseline it is
+        best = _Candidate("none", given, nobody, 0.0, 0.0, base_class_values)
+    class_gain, class_se = objective.gain_se((best.class_values - base_class_values).t())
+    present = (base_counts[2] > 0).sum(0)
+    reports = [
+        ClassReport(c, bool(best.chosen[c]), float(class_gain[c]), float(class_se[c]), int(present[c]))
+        for c in range(classes)
+    ]
     chosen_segmenter = RankSEG(o.metric, o.smooth, mode, o.solver, o.pruning_prob, **best.rule)
     return FittedRankSEG(chosen_segmenter, fitted[best.calibration], best.chosen, best.gain, best.se, reports,
-                         baseline_score)  # fmt: skip
+                         objective.point(base_values), aggregation)  # fmt: skip
