@@ -10,7 +10,7 @@ import math
 
 import pytest
 import torch
-from conftest import DTYPES, LAYOUTS, assert_labels_optimal, assert_masks_optimal, laid_out, make_probs
+from conftest import DTYPES, GAIN_MERGE, LAYOUTS, assert_labels_optimal, assert_masks_optimal, laid_out, make_probs
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_rma import active_flags
@@ -71,10 +71,13 @@ def test_valid_inputs_match_the_reference(case):
     assert_masks_optimal(probs, masks, case["metric"], case["smooth"], case["pruning_prob"])
     if case["mode"] == "multiclass" and probs.shape[1] >= 2:
         extra = {"unassigned_policy": "void", "void_index": 255} if case["policy"] == "void" else {}
-        labels = rankseg.rankseg(probs, output_mode="multiclass", **common, **extra)
+        labels = rankseg.rankseg(probs, output_mode="multiclass", **common, **extra, **GAIN_MERGE)
         assert labels.shape == (probs.shape[0], *probs.shape[2:]) and labels.dtype == torch.int64
         active = active_flags(probs, case["pruning_prob"])
         assert_labels_optimal(probs, labels, masks, active, case["metric"], case["smooth"], case["policy"], 255)
+        # The merge by probability (the default merge): the core's against its composition from the masks.
+        by_probability = rankseg.RankSEG(**common, **extra, merge="prob", pruning="max_prob")
+        assert torch.equal(by_probability(probs), by_probability._merged_by_probability(probs, True))
     assert torch.equal(probs, before) and probs.stride() == strides
 
 
