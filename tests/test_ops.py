@@ -26,14 +26,15 @@ def test_opcheck_multilabel(probs):
 
 @pytest.mark.parametrize("probs", SAMPLES)
 @pytest.mark.parametrize("pruning", ["max_prob", "argmax"])
-def test_opcheck_multiclass(probs, pruning):
-    torch.library.opcheck(_ops.multiclass_op, (probs, "iou", 1.0, 0.25, "void", 255, True, pruning))
+@pytest.mark.parametrize("merge", ["gain", "prob"])
+def test_opcheck_multiclass(probs, pruning, merge):
+    torch.library.opcheck(_ops.multiclass_op, (probs, "iou", 1.0, 0.25, "void", 255, True, pruning, merge))
 
 
 @pytest.mark.parametrize("probs", SAMPLES)
 def test_opcheck_sorting_solvers(probs):
     torch.library.opcheck(_ops.sorted_multilabel_op, (probs, "TRNA", 0.0, 0.5, 1e-4))
-    torch.library.opcheck(_ops.sorted_multiclass_op, (probs, "exact", 1.0, 0.25, "max_score", 255, "argmax"))
+    torch.library.opcheck(_ops.sorted_multiclass_op, (probs, "exact", 1.0, 0.25, "max_score", 255, "argmax", "prob"))
 
 
 def test_torch_compile_fullgraph():

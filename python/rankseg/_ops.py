@@ -217,7 +217,7 @@ def _multiclass(
     void_index: int,
     check_values: bool,
     pruning: str,
-    merge: str = "gain",
+    merge: str,  # no default: torch 2.4 custom ops take defaults of int, float, bool and None only
 ) -> torch.Tensor:
     options = (_METRIC_CODES[metric], smooth, pruning_prob, _POLICY_CODES[unassigned_policy], void_index)
     kernel = functools.partial(_C.rma_multiclass, pruning=_PRUNING_CODES[pruning], merge=_MERGE_CODES[merge])
@@ -266,7 +266,7 @@ def _sorted_multiclass(
     unassigned_policy: str,
     void_index: int,
     pruning: str,
-    merge: str = "gain",
+    merge: str,
 ) -> torch.Tensor:
     eps = 0.5  # BA/TRNA's tail mass, checked by the core but unused: only the exact solver is multiclass
     options = (_SOLVER_CODES[solver], smooth, pruning_prob, eps, _POLICY_CODES[unassigned_policy], void_index)
