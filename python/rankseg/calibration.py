@@ -141,7 +141,7 @@ class _LogitCalibrator:
         raise NotImplementedError
 
     def fit(self, probs, labels=None, *, ignore_index: int | None = None):
-        """Fits on tensors ``probs`` (B, C, *spatial) and ``labels``, or on an iterable of such pairs."""
+        """Fits on tensors ``probs`` ``(B, C, *spatial)`` and ``labels``, or on an iterable of such pairs."""
         zs: list[torch.Tensor] = []
         ys: list[torch.Tensor] = []
         for p, y in batches(probs, labels):
@@ -267,7 +267,7 @@ class Binning:
         self.values: torch.Tensor | None = None  # (C, bins) calibrated probability at each knot
 
     def fit(self, probs, labels=None, *, ignore_index: int | None = None):
-        """Fits on tensors ``probs`` (B, C, *spatial) and ``labels``, or on an iterable of such pairs."""
+        """Fits on tensors ``probs`` ``(B, C, *spatial)`` and ``labels``, or on an iterable of such pairs."""
         hist: torch.Tensor | None = None  # (3, C, bins): pixels, their probability sum, how many are the class
         bins = self.bins
         for p, y in batches(probs, labels):
