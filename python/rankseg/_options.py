@@ -115,7 +115,8 @@ def allowed_solver_params(solver: str, output_mode: str) -> tuple[str, ...]:
 
 
 ARGUMENTS = ("metric", "smooth", "output_mode", "solver", "pruning_prob")
-ALL_SOLVER_PARAMS = ("unassigned_policy", "void_index", "pruning", "merge", "eps", "safe_screening")
+# Every solver parameter of some solver and mode, for suggestions when a name is misspelt.
+ALL_SOLVER_PARAMS = tuple(dict.fromkeys(p for s in SOLVERS for m in OUTPUT_MODES for p in allowed_solver_params(s, m)))
 
 
 def _closest(name: object, names) -> str:

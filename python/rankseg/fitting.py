@@ -20,6 +20,7 @@ per class, the RankSEG mask or the thresholded mask for multilabel outputs.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -135,18 +136,25 @@ class _MaskScorer:
     """Scores per class "candidate mask if chosen, else baseline mask" from per-image, per-class counts."""
 
     def __init__(self) -> None:
-        self.base: list[torch.Tensor] = []  # (images, C, 3): tp, pred, true
+        self.base: list[torch.Tensor] = []  # per batch (images, C, 3): tp, pred, true
         self.cand: list[torch.Tensor] = []
+        self.images = 0
 
     def add(self, base: torch.Tensor, cand: torch.Tensor, truth: torch.Tensor) -> None:
         dims = tuple(range(2, truth.dim()))
         for store, masks in ((self.base, base), (self.cand, cand)):
             counts = [(masks & truth).sum(dims), masks.sum(dims), truth.sum(dims)]
             store.append(torch.stack(counts, -1).double().cpu())
+        self.images += truth.shape[0]
+
+    @functools.cached_property
+    def tables(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The baseline's and the candidate's counts of the whole split, joined once all batches were added."""
+        return torch.cat(self.base), torch.cat(self.cand)
 
     def counts(self, chosen: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """True positives, predicted and positive pixels (..., images, C) of the mix; `chosen` is bool (..., C)."""
-        base, cand = torch.cat(self.base), torch.cat(self.cand)
+        base, cand = self.tables
         counts = torch.where(chosen.unsqueeze(-2).unsqueeze(-1), cand, base)
         return counts[..., 0], counts[..., 1], counts[..., 2]
 
@@ -389,11 +397,12 @@ def fit(segmenter, probs, labels=None, *, ignore_index: int | None = None,
 
     # Then one more read: each candidate solved once per batch, its labels recorded beside the baseline's and the
     # truth. The multiclass rules are tried beside the segmenter's own.
-    rules: dict[Any, dict] = {}  # by the settings they make, so that no rule is solved twice
+    rules: dict[Any, tuple[dict, Any]] = {}  # by the settings they make, so that no rule is solved twice
     for rule in [given] + ([dict(given, **r) for r in MULTICLASS_RULES] if mode == "multiclass" else []):
-        rules.setdefault(RankSEG(o.metric, o.smooth, mode, o.solver, o.pruning_prob, **rule).options, rule)
-    candidates = [(name, rule) for name in fitted for rule in rules.values()]
-    segmenters = [RankSEG(o.metric, o.smooth, mode, o.solver, o.pruning_prob, **rule) for _, rule in candidates]
+        seg = RankSEG(o.metric, o.smooth, mode, o.solver, o.pruning_prob, **rule)
+        rules.setdefault(seg.options, (rule, seg))
+    candidates = [(name, rule) for name in fitted for rule, _ in rules.values()]
+    segmenters = [seg for _ in fitted for _, seg in rules.values()]
     records: list[Any] = []
     classes = None
     for p, y in pairs:
@@ -416,9 +425,8 @@ def fit(segmenter, probs, labels=None, *, ignore_index: int | None = None,
     if classes is None:
         raise ValueError("fit needs at least one batch")
 
-    objective = _Objective(aggregation, records[0].images if mode == "multiclass" else len(torch.cat(records[0].base)),
-                           o.metric)  # fmt: skip
     scorers = [_Scorer(record) if mode == "multiclass" else record for record in records]
+    objective = _Objective(aggregation, scorers[0].images, o.metric)
     nobody = torch.zeros(classes, dtype=torch.bool)
     base_counts = scorers[0].counts(nobody)  # the baseline is the same in every candidate
     base_values = objective.values(*base_counts)
