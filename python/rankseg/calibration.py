@@ -26,6 +26,8 @@ from collections.abc import Iterable
 
 import torch
 
+from ._options import check_value_range
+
 __all__ = ["Temperature", "VectorScaling", "Binning", "CALIBRATORS", "ece", "from_dict"]
 
 MODES = ("multiclass", "multilabel")
@@ -66,12 +68,7 @@ def check_pair(probs: object, labels: object, mode: str, ignore_index: int | Non
             raise ValueError(f"labels must have the shape of probs {shape}, got {tuple(labels.shape)}")
         if ignore_index is not None:
             raise TypeError("ignore_index applies to label maps (mode='multiclass')")
-    if probs.numel() and not bool(((probs >= 0) & (probs <= 1)).all()):
-        lo, hi = float(probs.min()), float(probs.max())
-        raise ValueError(
-            f"probs must hold probabilities in [0, 1], found values in [{lo:g}, {hi:g}]; apply softmax "
-            "(multiclass) or sigmoid (multilabel) to the logits first"
-        )
+    check_value_range(probs)  # RankSEG's own check and message (the range, and a hint for logits)
 
 
 def check_classes(first: int | None, classes: int) -> None:
