@@ -1,4 +1,4 @@
-"""The ``rankseg`` command (also ``python -m rankseg``): ``info``, ``demo`` and ``bench``."""
+"""The ``rankseg`` command (also ``python -m rankseg``): ``info``, ``demo``, ``bench`` and ``evaluate``."""
 
 from __future__ import annotations
 
@@ -58,12 +58,52 @@ def _bench(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     print(bench.run(torch.device(args.device), args.quick))
 
 
+def _option(text: str) -> tuple[str, object]:
+    """KEY=VALUE, the value read as JSON where it parses (numbers, true/false), else as a string."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE (e.g. merge=gain), got {text!r}")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
+
+
+def _evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    from . import evaluate
+
+    try:
+        report = evaluate.evaluate(
+            args.source,
+            metric=args.metric,
+            ignore_index=args.ignore_index,
+            labels=args.labels,
+            options=dict(args.option),
+            fit_on=args.fit_on,
+            workers=args.workers,
+            device=args.device,
+            progress=not args.no_progress,
+        )
+    except (ValueError, TypeError) as e:
+        sys.exit(f"rankseg evaluate: {e}")
+    print(evaluate.format_report(report, args.metric))
+    if args.json:
+        with open(args.json, "w") as f:
+            f.write(evaluate.to_json(report) + "\n")
+        print(f"JSON: {args.json}")
+    if args.plot:
+        from ._gains_plot import plot_gains
+
+        plot_gains(report, args.metric, args.plot)
+        print(f"plot: {args.plot}")
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="rankseg", description="RankSEG: masks that maximise expected Dice or IoU, instead of argmax."
     )
     top.add_argument("--version", action="version", version=f"rankseg {_build.version()}")
-    commands = top.add_subparsers(dest="command", required=True, metavar="{info,demo,bench}")
+    commands = top.add_subparsers(dest="command", required=True, metavar="{info,demo,bench,evaluate}")
     info = commands.add_parser("info", help="version, build (instruction sets, CUDA, OpenMP), torch, GPUs")
     info.add_argument("--json", action="store_true", help="print the build information as JSON")
     info.set_defaults(run=_info, parser=info)
@@ -80,6 +120,23 @@ def parser() -> argparse.ArgumentParser:
     bench.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where to run (default: cpu)")
     bench.add_argument("--quick", action="store_true", help="three small cases only")
     bench.set_defaults(run=_bench, parser=bench)
+    evaluate = commands.add_parser(
+        "evaluate", help="argmax vs RankSEG (and a fitted RankSEG) on a folder of saved model outputs and labels"
+    )
+    evaluate.add_argument("source", help="folder of .npz/.pt/.npy outputs (one per image), or a list file of them")
+    evaluate.add_argument("--metric", choices=["dice", "iou"], default="dice", help="what RankSEG optimises")
+    evaluate.add_argument("--ignore-index", type=int, metavar="N", help="truth label to leave out (e.g. 255)")
+    evaluate.add_argument("--labels", metavar="DIR", help="folder of <name>.png/.npy labels for outputs without one")
+    evaluate.add_argument("--fit-on", metavar="DIR", help="validation folder to fit RankSEG on; adds 'fitted'")
+    evaluate.add_argument(
+        "--option", type=_option, action="append", default=[], metavar="KEY=VALUE", help="a RankSEG argument"
+    )
+    evaluate.add_argument("--workers", type=int, default=1, metavar="N", help="processes (default: 1)")
+    evaluate.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where RankSEG runs")
+    evaluate.add_argument("--json", metavar="PATH", help="write the full report as JSON")
+    evaluate.add_argument("--plot", metavar="PATH", help="write a PNG bar chart of per-class gains")
+    evaluate.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    evaluate.set_defaults(run=_evaluate, parser=evaluate)
     return top
 
 

@@ -9,8 +9,11 @@ Conventions, the same everywhere here:
   0 by default for expected scores (the convention RankSEG's solvers optimise); pass 1.0 to count such
   agreement as perfect.
 * Predictions and truths are either label maps (integer ``(B, *spatial)``, ``num_classes`` needed; a
-  prediction outside ``[0, num_classes)``, such as a void label, predicts no class) or multilabel masks
-  (bool ``(B, C, *spatial)``).
+  prediction outside ``[0, num_classes)``, such as a void label, predicts no class; a truth outside it that is
+  not ``ignore_index`` is an error) or multilabel masks (bool ``(B, C, *spatial)``).
+* Over a dataset, :class:`Accumulator` gives both averages people report: the mean over images of each image's
+  mean over the classes in its truth, and each class's score from counts summed over the dataset (benchmark
+  mIoU), averaged over classes.
 """
 
 from __future__ import annotations
@@ -21,11 +24,13 @@ import numbers
 
 import torch
 
-from . import _C
+from . import _C, _counting
+from ._accumulator import Accumulator
+from ._counting import as_masks
 from ._ops import _describe, refuse_tracing
 from ._types import ExpectedMethod, Reduction
 
-__all__ = ["dice", "iou", "expected_dice", "expected_iou"]
+__all__ = ["dice", "iou", "confusion_counts", "Accumulator", "expected_dice", "expected_iou"]
 
 _MAX_ENUMERATED_PIXELS = 16
 
@@ -46,36 +51,6 @@ def _smooth(value) -> float:
     return s
 
 
-def _one_hot(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
-    """(B, *spatial) labels -> (B, C, *spatial) bool; labels outside [0, C) select no class."""
-    classes = torch.arange(num_classes, device=labels.device).view(1, -1, *([1] * (labels.dim() - 1)))
-    return labels.unsqueeze(1) == classes
-
-
-def _as_masks(name: str, x, num_classes: int | None, like_shape=None) -> torch.Tensor:
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-    if x.dtype == torch.bool:
-        if x.dim() < 3:
-            raise ValueError(f"{name} as multilabel masks must be bool (B, C, *spatial), got shape {tuple(x.shape)}")
-        return x
-    if x.is_floating_point() or x.is_complex():
-        raise TypeError(f"{name} must hold integer labels (B, *spatial) or bool masks (B, C, *spatial), got {x.dtype}")
-    if num_classes is None:
-        raise TypeError(f"{name} holds labels, so num_classes must be given")
-    if x.dim() < 2:
-        raise ValueError(f"{name} as labels must have shape (B, *spatial), got {tuple(x.shape)}")
-    return _one_hot(x, num_classes)
-
-
-def _num_classes(value) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"num_classes must be a positive int, got {value!r}")
-    return int(value)
-
-
 def _ratio(num: torch.Tensor, den: torch.Tensor, empty: float) -> torch.Tensor:
     return torch.where(den > 0, num / den.clamp(min=torch.finfo(num.dtype).tiny), torch.full_like(num, empty))
 
@@ -91,29 +66,22 @@ def _reduce(scores: torch.Tensor, reduction: str) -> torch.Tensor:
     raise ValueError(f"reduction must be 'none', 'class' or 'mean', got {reduction!r}")
 
 
-def _counts(pred, target, num_classes, ignore_index):
-    """Per image and class: true positives, predicted pixels, positive pixels."""
-    num_classes = _num_classes(num_classes)
-    labels = isinstance(target, torch.Tensor) and target.dtype != torch.bool
-    valid = None
-    if ignore_index is not None:
-        if not labels:
-            raise TypeError("ignore_index applies to label maps; give masks without the ignored pixels instead")
-        if isinstance(ignore_index, bool) or not isinstance(ignore_index, numbers.Integral):
-            raise TypeError(f"ignore_index must be an int or None, got {ignore_index!r}")
-        valid = (target != ignore_index).unsqueeze(1)
-    p = _as_masks("pred", pred, num_classes)
-    t = _as_masks("target", target, num_classes)
-    if p.shape != t.shape:
-        raise ValueError(f"pred and target describe different shapes: {tuple(p.shape)} and {tuple(t.shape)}")
-    if valid is not None:
-        p, t = p & valid, t & valid
-    dims = tuple(range(2, p.dim()))
-    return tuple(x.sum(dims, dtype=torch.float64) for x in (p & t, p, t))
+def confusion_counts(
+    pred: torch.Tensor, target: torch.Tensor, *, num_classes: int | None = None, ignore_index: int | None = None
+) -> torch.Tensor:
+    """True positives, predicted pixels and truth pixels per image and class, ``(B, 3, C)`` int64: what every
+    score here is made of, and what :class:`Accumulator` sums. Label maps are counted by one ``bincount`` of
+    (truth, prediction) pairs, in time that does not grow with the number of classes.
+
+    Args:
+        pred, target: label maps ``(B, *spatial)`` with ``num_classes``, or bool masks ``(B, C, *spatial)``.
+        ignore_index: label-map truths equal to it are left out, from the prediction too.
+    """
+    return _counting.confusion_counts(pred, target, num_classes, ignore_index)
 
 
 def _measured(metric, pred, target, num_classes, ignore_index, smooth, empty_score, reduction):
-    tp, volume, positives = _counts(pred, target, num_classes, ignore_index)
+    tp, volume, positives = _counting.confusion_counts(pred, target, num_classes, ignore_index).double().unbind(1)
     empty = _real("empty_score", empty_score, allow_nan=True)
     return _reduce(_score(metric, tp, volume, positives, _smooth(smooth), empty), reduction)
 
@@ -163,7 +131,7 @@ def _check_probs(probs) -> None:
 def _expected(metric: str, probs, pred, smooth, empty_score, method, samples, generator):
     refuse_tracing(f"rankseg.metrics.expected_{metric}")
     _check_probs(probs)
-    masks = _as_masks("pred", pred, probs.shape[1])
+    masks = as_masks("pred", pred, probs.shape[1])
     if masks.shape != probs.shape:
         raise ValueError(f"pred must describe probs' shape {tuple(probs.shape)}, got {tuple(masks.shape)}")
     s, empty = _smooth(smooth), _real("empty_score", empty_score)
