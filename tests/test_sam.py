@@ -112,19 +112,25 @@ def sam2_outputs():
     return _CACHE["sam2"]
 
 
+def sam3_fields(queries=6, presence=True) -> dict:
+    """SAM3's output fields as a mapping, which the adapter reads without the output class (that needs
+    torchvision)."""
+    g = torch.Generator().manual_seed(2)
+    return {
+        "pred_logits": torch.randn(3, queries, generator=g) * 2,
+        "pred_boxes": torch.rand(3, queries, 4, generator=g),
+        "pred_masks": torch.randn(3, queries, 16, 16, generator=g) * 3,
+        "presence_logits": torch.randn(3, 1, generator=g) if presence else None,
+        "semantic_seg": torch.randn(3, 1, 16, 16, generator=g) * 3,
+    }
+
+
 def sam3_outputs(queries=6, presence=True):
     try:
         from transformers.models.sam3.modeling_sam3 import Sam3ImageSegmentationOutput
     except ImportError as e:  # its modeling module needs torchvision
         pytest.skip(f"SAM3 output classes are not importable here: {e}")
-    g = torch.Generator().manual_seed(2)
-    return Sam3ImageSegmentationOutput(
-        pred_logits=torch.randn(3, queries, generator=g) * 2,
-        pred_boxes=torch.rand(3, queries, 4, generator=g),
-        pred_masks=torch.randn(3, queries, 16, 16, generator=g) * 3,
-        presence_logits=torch.randn(3, 1, generator=g) if presence else None,
-        semantic_seg=torch.randn(3, 1, 16, 16, generator=g) * 3,
-    )
+    return Sam3ImageSegmentationOutput(**sam3_fields(queries, presence))
 
 
 def assert_same_masks(probs, expected):
@@ -294,3 +300,82 @@ def test_constructor_errors():
         sam.Sam3(threshold="0.3")
     with raises(ValueError, "pad_size"):
         sam.Sam1(pad_size=(0, 1024))
+
+
+def compiled(fn, backend="eager"):
+    """fn under torch.compile(fullgraph=True): any graph break in our code is an error."""
+    torch._dynamo.reset()
+    return torch.compile(fn, fullgraph=True, backend=backend)
+
+
+def same(a, b) -> bool:
+    """Equal results: tensors, or lists and dicts of them."""
+    if isinstance(a, torch.Tensor):
+        return torch.equal(a, b)
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+    return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
+
+
+SAM3_SIZES = [(40, 50), (30, 30), (40, 50)]
+
+
+@pytest.mark.parametrize(
+    "method,outputs,kwargs",
+    [
+        (lambda: sam.Sam1(pad_size=(64, 64)).restore_mask_probs, sam1_outputs, {"reshaped_input_sizes": RESHAPED}),
+        (lambda: sam.Sam1(pad_size=(64, 64)).postprocess, sam1_outputs, {"reshaped_input_sizes": RESHAPED}),
+        (lambda: sam.Sam2(apply_non_overlapping_constraints=True).restore_mask_probs, sam2_outputs, {}),
+        (lambda: sam.Sam2().postprocess, sam2_outputs, {}),
+    ],
+    ids=["sam1-restore", "sam1-postprocess", "sam2-restore", "sam2-postprocess"],
+)
+def test_fullgraph_compile_equals_eager(method, outputs, kwargs):
+    fn, o = method(), outputs()
+    call = lambda o: fn(o, original_sizes=ORIGINAL, **kwargs)
+    assert same(compiled(call)(o), call(o))
+
+
+@pytest.mark.parametrize("threshold", [0.3, 1.0])  # 0.3 keeps 2, 5 and 0 instances of the images, 1.0 none
+@pytest.mark.parametrize(
+    "method",
+    ["restore_instance_mask_probs", "postprocess_instance", "restore_semantic_mask_probs", "postprocess_semantic"],
+)
+def test_sam3_fullgraph_compile_equals_eager(method, threshold):
+    """How many instances clear the threshold depends on the values: still one graph, and the same results."""
+    fn = getattr(sam.Sam3(threshold=threshold), method)
+    call = lambda o: fn(o, target_sizes=SAM3_SIZES)
+    outputs = sam3_fields()
+    assert same(compiled(call)(outputs), call(outputs))
+
+
+def test_sam3_postprocess_instance_of_mappings():
+    """The kept instances' masks are RankSEG's on their restored probabilities, image by image, and empty sets
+    give empty masks (the output class needs torchvision; its mapping does not)."""
+    adapter = sam.Sam3(threshold=0.3)
+    results = adapter.postprocess_instance(sam3_fields(), target_sizes=SAM3_SIZES)
+    probs = adapter.restore_instance_mask_probs(sam3_fields(), target_sizes=SAM3_SIZES)
+    assert [len(p["scores"]) for p in probs] == [2, 5, 0]
+    for r, p, size in zip(results, probs, SAM3_SIZES):
+        assert r["masks"].dtype == torch.bool and r["masks"].shape == (len(p["scores"]), *size)
+        if len(p["scores"]):
+            assert torch.equal(r["masks"], rankseg.RankSEG(output_mode="multilabel")(p["mask_probs"][None])[0])
+
+
+def test_non_finite_fields_name_the_field():
+    nan = sam1_outputs().pred_masks.clone()
+    nan[0, 0, 0, 0, 0] = float("nan")
+    with raises(ValueError, "outputs.pred_masks", "NaN"):
+        sam.Sam1().postprocess({"pred_masks": nan}, original_sizes=ORIGINAL, reshaped_input_sizes=RESHAPED)
+    fields = sam3_fields()
+    fields["pred_logits"][1, 2] = float("inf")
+    with raises(ValueError, "outputs.pred_logits", "infinity"):
+        sam.Sam3().postprocess_instance(fields)
+
+
+def test_sam3_fields_on_different_devices_name_both():
+    for moved in ("pred_boxes", "presence_logits"):
+        fields = sam3_fields()
+        fields[moved] = fields[moved].to("meta")
+        with raises(ValueError, "outputs.pred_logits is on cpu", f"outputs.{moved} is on meta"):
+            sam.Sam3().restore_instance_mask_probs(fields)

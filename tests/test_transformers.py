@@ -477,3 +477,100 @@ def test_example_script_runs():
     script = Path(__file__).parents[1] / "examples" / "transformers_segformer.py"
     result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, check=True)
     assert "agrees with the processor's map on 100.00% of pixels" in result.stdout
+
+
+def compiled(fn, backend="eager"):
+    """fn under torch.compile(fullgraph=True): any graph break in our code is an error."""
+    torch._dynamo.reset()
+    return torch.compile(fn, fullgraph=True, backend=backend)
+
+
+def all_equal(a, b) -> bool:
+    return len(a) == len(b) and all(torch.equal(x, y) for x, y in zip(a, b))
+
+
+@pytest.mark.parametrize("name", ["segformer", "mask2former", "detr", "conditional_detr"])
+def test_fullgraph_compile_equals_eager(name):
+    model, outputs = model_run(name)
+    restore = lambda o: hf.restore_semantic_probs(o, model=model, target_sizes=SIZES)
+    post = lambda o: hf.postprocess(o, model=model, target_sizes=SIZES)
+    assert all_equal(compiled(restore)(outputs), restore(outputs))
+    assert all_equal(compiled(post)(outputs), post(outputs))
+
+
+def test_fullgraph_compile_of_mappings_and_single_class():
+    _, outputs = model_run("mask2former")
+    fields = {
+        "class_queries_logits": outputs.class_queries_logits,
+        "masks_queries_logits": outputs.masks_queries_logits,
+    }
+    post = lambda o: hf.postprocess(o, model={"model_type": "mask2former"})
+    assert all_equal(compiled(post)(fields), post(fields))
+    _, single = model_run("segformer", classes=1)
+    post = lambda o: hf.postprocess({"logits": o.logits}, target_sizes=SIZES)
+    assert all_equal(compiled(post)(single), post(single))
+
+
+def test_aot_eager_compile_matches_eager():
+    """aot_eager decomposes resize and softmax, so probabilities agree to rounding; masks here are equal."""
+    _, outputs = model_run("maskformer")
+    restore = lambda o: hf.restore_semantic_probs(o, target_sizes=SIZES)
+    for c, e in zip(compiled(restore, "aot_eager")(outputs), restore(outputs)):
+        assert torch.allclose(c, e, atol=1e-5)
+    post = lambda o: hf.postprocess(o, target_sizes=SIZES)
+    assert all_equal(compiled(post, "aot_eager")(outputs), post(outputs))
+
+
+def test_non_finite_logits_eager_and_compiled():
+    _, outputs = model_run("segformer")
+    logits = outputs.logits.clone()
+    logits[1, 2, 3, 4] = float("nan")
+    bad = semantic(logits)
+    # Eager calls name the field; compiled ones cannot read values without a graph break, and the solver's own
+    # check rejects the NaN probabilities that softmax makes of the NaN logit.
+    with raises(ValueError, "outputs.logits", "NaN"):
+        hf.postprocess(bad)
+    with raises(ValueError, "probs", "finite values in [0, 1]", "image 1"):
+        compiled(hf.postprocess)(bad)
+
+
+def query_fields(name) -> tuple[type, str, str]:
+    """A query-based run's output class, its class-logits field and its mask-logits field."""
+    _, outputs = model_run(name)
+    if name == "detr":
+        return type(outputs), "logits", "pred_masks"
+    return type(outputs), "class_queries_logits", "masks_queries_logits"
+
+
+@pytest.mark.parametrize("name", ["mask2former", "detr"])
+@pytest.mark.parametrize("in_float64", [0, 1], ids=["class_logits", "mask_logits"])
+def test_mixed_float_dtypes_compute_in_the_promoted_dtype(name, in_float64):
+    cls, *names = query_fields(name)
+    fields = {f: getattr(model_run(name)[1], f) for f in names}
+    mixed = {**fields, names[in_float64]: fields[names[in_float64]].double()}  # the other stays float32
+    as_float64 = cls(**{f: v.double() for f, v in fields.items()})
+    probs = hf.restore_semantic_probs(cls(**mixed), target_sizes=SIZES)
+    assert all(p.dtype == torch.float64 for p in probs)
+    assert all_equal(probs, hf.restore_semantic_probs(as_float64, target_sizes=SIZES))
+    assert all_equal(hf.postprocess(cls(**mixed), target_sizes=SIZES), hf.postprocess(as_float64, target_sizes=SIZES))
+
+
+@pytest.mark.parametrize("name", ["mask2former", "detr"])
+def test_fields_on_different_devices_name_both(name):
+    cls, class_field, mask_field = query_fields(name)
+    _, outputs = model_run(name)
+    split = cls(**{class_field: getattr(outputs, class_field), mask_field: getattr(outputs, mask_field).to("meta")})
+    for fn in (hf.restore_semantic_probs, hf.postprocess):
+        with raises(ValueError, f"outputs.{class_field} is on cpu", f"outputs.{mask_field} is on meta"):
+            fn(split)
+
+
+@pytest.mark.parametrize("name", ["segformer", "mask2former"])
+def test_meta_outputs_give_shapes(name):
+    """Meta tensors have no values to check: shapes go through, as they do through rankseg.RankSEG."""
+    _, outputs = model_run(name)
+    meta = type(outputs)(**{k: v.to("meta") for k, v in outputs.items() if k != "loss" and isinstance(v, torch.Tensor)})
+    probs = hf.restore_semantic_probs(meta, target_sizes=SIZES)
+    masks = hf.postprocess(meta, target_sizes=SIZES)
+    assert [p.shape for p in probs] == [(6, *size) for size in SIZES] and probs[0].device.type == "meta"
+    assert [m.shape for m in masks] == SIZES and masks[0].device.type == "meta"

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import numbers
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from .._ops import through_dispatcher
 
 # Transformers model types of the SAM family, and the adapter in rankseg.integration.sam for each.
 SAM_ADAPTERS = {"sam": "Sam1", "sam_hq": "Sam1", "sam2": "Sam2", "sam3": "Sam3"}
@@ -17,11 +20,26 @@ def _is_model_output_base(cls: type) -> bool:
     return cls.__name__ == "ModelOutput" and cls.__module__.startswith("transformers.")
 
 
+def _classes(outputs) -> tuple[type, ...]:
+    """The output's class and its bases, in method resolution order. A plain dict has none worth reading, and
+    torch.compile(fullgraph=True) cannot read dict's (torch 2.13: it neither iterates over dict.__mro__ nor
+    reads dict.__name__), so it gets none."""
+    return () if type(outputs) is dict else type(outputs).__mro__
+
+
+def output_name(outputs) -> str:
+    """The output's class name, as messages give it: its Transformers class's (see transformers_class)."""
+    if type(outputs) is dict:  # see _classes
+        return "dict"
+    known = transformers_class(outputs)
+    return (known or type(outputs)).__name__
+
+
 def transformers_class(outputs) -> type | None:
     """The output's class if Transformers defines it as a model output, else the nearest base class that does
     (outputs of a subclass, e.g. a wrapped model's, are read as that base), else None. The generic base
     ModelOutput does not count: its other subclasses are custom outputs."""
-    for cls in type(outputs).__mro__:
+    for cls in _classes(outputs):
         if _is_model_output_base(cls):
             return None
         if cls.__module__.startswith("transformers."):
@@ -31,7 +49,7 @@ def transformers_class(outputs) -> type | None:
 
 def is_mapping(outputs) -> bool:
     """Plain dict-like outputs (exported or served models return such), not ModelOutput objects."""
-    model_output = any(_is_model_output_base(cls) for cls in type(outputs).__mro__)
+    model_output = any(_is_model_output_base(cls) for cls in _classes(outputs))
     return isinstance(outputs, Mapping) and not model_output
 
 
@@ -61,9 +79,10 @@ def field(outputs, name: str):
 
 
 def tensor_field(outputs, name: str, ndims, layout: str) -> torch.Tensor:
-    """outputs.<name> as a finite floating-point tensor with one of `ndims` dims (an int or a tuple), or a
-    clear error. float64 stays float64 (decisions on near-ties depend on it), 16-bit floats compute in float32;
-    autograd history is kept, so restored probabilities carry gradients when grad mode is on."""
+    """outputs.<name> as a floating-point tensor with one of `ndims` dims (an int or a tuple), or a clear
+    error; finite, where its values can be read (see check_finite). float64 stays float64 (decisions on
+    near-ties depend on it), 16-bit floats compute in float32; autograd history is kept, so restored
+    probabilities carry gradients when grad mode is on."""
     t = field(outputs, name)
     ndims = (ndims,) if isinstance(ndims, int) else tuple(ndims)
     if t is None:
@@ -74,9 +93,38 @@ def tensor_field(outputs, name: str, ndims, layout: str) -> torch.Tensor:
         raise ValueError(f"outputs.{name} must have shape {layout} with non-empty dims, got {tuple(t.shape)}")
     if not t.is_floating_point():
         raise TypeError(f"outputs.{name} must be floating point, got {t.dtype}")
-    if not bool(torch.isfinite(t).all()):
-        raise ValueError(f"outputs.{name} contains NaN or infinity; check the model's inputs and precision")
+    check_finite(t, name)
     return t if t.dtype in (torch.float32, torch.float64) else t.float()
+
+
+def check_finite(t: torch.Tensor, name: str) -> None:
+    """A ValueError naming the field for NaN or infinity, in eager calls on real tensors (where RankSEG.predict
+    reads values too). Skipped under torch.compile, export and torch.jit.trace, where reading a value breaks the
+    graph (or freezes the example's answer), and for fake and meta tensors, which have none. Masks lose nothing:
+    fields reach the solver through softmax or sigmoid, which turn NaN (and softmax +inf) into NaN, and the
+    solver's own invalid-value report rejects NaN probabilities in compiled code too. What no solver reads
+    (restored probabilities, SAM3 scores and boxes) is then left as the processor leaves it."""
+    if not through_dispatcher(t) and not bool(torch.isfinite(t).all()):
+        raise ValueError(f"outputs.{name} contains NaN or infinity; check the model's inputs and precision")
+
+
+def check_same_device(fields: Mapping[str, torch.Tensor]) -> None:
+    """Fields of one output that are computed with one another must share a device; else a ValueError names the
+    first field and the first one on another device, with both devices."""
+    (first, t), *rest = fields.items()
+    for name, other in rest:
+        if other.device != t.device:
+            raise ValueError(
+                f"outputs.{first} is on {t.device} but outputs.{name} is on {other.device}; the fields of one "
+                "output must be on one device: move them to one (e.g. the model's) before post-processing"
+            )
+
+
+def promoted(*tensors: torch.Tensor) -> list[torch.Tensor]:
+    """The tensors in one dtype, the one torch gives their sum (float64 with float32 gives float64), so mixed
+    fields of one output compute together as torch's arithmetic would."""
+    dtype = functools.reduce(torch.promote_types, (t.dtype for t in tensors))
+    return [t.to(dtype) for t in tensors]
 
 
 def _is_int(x) -> bool:

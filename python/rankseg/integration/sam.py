@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from .._rankseg import RankSEG
-from ._common import field, image_sizes, is_mapping, per_group, resize, sam_adapter_for, tensor_field
+from ._common import check_same_device, field, image_sizes, is_mapping, per_group, resize, sam_adapter_for, tensor_field
 
 __all__ = ["Sam1", "Sam2", "Sam3"]
 
@@ -203,6 +203,10 @@ class Sam3(_SamAdapter):
         logits = tensor_field(outputs, "pred_logits", 2, "(batch, queries)")
         boxes = tensor_field(outputs, "pred_boxes", 3, "(batch, queries, 4)")
         masks = tensor_field(outputs, "pred_masks", 4, "(batch, queries, height, width)")
+        fields = {"pred_logits": logits, "pred_boxes": boxes, "pred_masks": masks}
+        if field(outputs, "presence_logits") is not None:
+            fields["presence_logits"] = tensor_field(outputs, "presence_logits", 2, "(batch, 1)")
+        check_same_device(fields)  # the scores select the boxes and masks kept
         batch, queries = logits.shape
         if boxes.shape[:2] != (batch, queries) or boxes.shape[2] != 4 or masks.shape[:2] != (batch, queries):
             raise ValueError(
@@ -210,8 +214,8 @@ class Sam3(_SamAdapter):
                 f"{tuple(masks.shape)} must agree on (batch, queries)"
             )
         scores = logits.sigmoid()
-        if field(outputs, "presence_logits") is not None:
-            scores = scores * tensor_field(outputs, "presence_logits", 2, "(batch, 1)").sigmoid()
+        if "presence_logits" in fields:
+            scores = scores * fields["presence_logits"].sigmoid()
         probs = masks.sigmoid()
         sizes = None if target_sizes is None else image_sizes(target_sizes, "target_sizes", batch, allow_single=True)
         if sizes is not None:
@@ -227,8 +231,10 @@ class Sam3(_SamAdapter):
         if sizes is not None:  # kept masks of images that share a size are resized together
 
             def restore(size, index):
-                kept = torch.cat([results[i]["mask_probs"] for i in index])
-                resized = resize(kept[None], size)[0] if kept.shape[0] else kept.new_zeros((0, *size))
+                # One zero mask more, dropped after the resize: resizing no masks fails, and a branch on how many
+                # were kept would depend on the values, a graph break under torch.compile.
+                kept = torch.cat([*(results[i]["mask_probs"] for i in index), probs.new_zeros(1, *probs.shape[2:])])
+                resized = resize(kept[None], size)[0][:-1]
                 return resized.split([results[i]["mask_probs"].shape[0] for i in index])
 
             for r, m in zip(results, per_group(sizes, restore)):
@@ -242,7 +248,10 @@ class Sam3(_SamAdapter):
             results = self.restore_instance_mask_probs(outputs, target_sizes=target_sizes)
             probs = [r["mask_probs"][None] for r in results]
             if self.segmenter.options.output_mode == "multilabel":
-                masks = [m[0] for m in self._solve_grouped(probs, 1)]
+                # A zero mask more per image, for the same reason: its class gets an empty mask and changes no
+                # other (multilabel classes are solved independently), and the solver never sees zero classes.
+                padded = [torch.cat([p, p.new_zeros(1, 1, *p.shape[2:])], 1) for p in probs]
+                masks = [m[0, :-1] for m in self._solve_grouped(padded, 1)]
             else:  # classes compete in multiclass mode, so each image's instances are solved on their own
                 masks = [
                     self.segmenter(p)[0] if p.shape[1] else p.new_zeros(p.shape[2:], dtype=torch.int64) for p in probs

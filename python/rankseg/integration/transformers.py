@@ -18,11 +18,14 @@ import torch
 
 from .._rankseg import RankSEG
 from ._common import (
+    check_same_device,
     field,
     image_sizes,
     is_mapping,
     model_type,
+    output_name,
     per_group,
+    promoted,
     resize,
     sam_adapter_for,
     tensor_field,
@@ -54,7 +57,8 @@ def restore_semantic_probs(outputs: Any, *, model: Any = None, target_sizes: Any
             Mask2Former, OneFormer); ``logits`` (B, Q, C+1 or C) with ``pred_masks`` (B, Q, h, w) (DETR and
             Conditional DETR segmentation).
             A subclass of one of these, or a mapping (dict) with these fields as torch tensors or NumPy
-            arrays, is read the same way.
+            arrays, is read the same way. Its fields must be on one device and finite (checked in eager calls;
+            see docs/deploy.md for compiled ones).
         model: The model that produced ``outputs``, its config, or a dict ``{"model_type": ...}``; needed only
             when the output class alone does not tell how the processor post-processes it (always for DETR-like
             and query mappings).
@@ -63,8 +67,8 @@ def restore_semantic_probs(outputs: Any, *, model: Any = None, target_sizes: Any
             Resizing is bilinear, ``align_corners=False``.
 
     Returns:
-        One tensor ``(C, H, W)`` per image (float64 for float64 outputs, float32 otherwise; it carries gradients
-        when the outputs do and grad mode is on): softmax over classes (sigmoid when C = 1) for ``logits``;
+        One tensor ``(C, H, W)`` per image (float64 when a field is float64, float32 otherwise; it carries
+        gradients when the outputs do and grad mode is on): softmax over classes (sigmoid when C = 1) for ``logits``;
         for query outputs the processor's class-weighted mask scores, normalised to sum to 1 over classes
         (pixels scoring zero everywhere stay zero; clamped to [0, 1] when C = 1). ``argmax`` over dim 0 is
         the processor's ``post_process_semantic_segmentation`` map.
@@ -102,16 +106,20 @@ def _semantic_scores(outputs, model):
         logits = tensor_field(outputs, "logits", 4, "(batch, classes, height, width)")
         return logits, _softmax_or_sigmoid
     if family == "queries":
-        class_logits = tensor_field(outputs, "class_queries_logits", 3, "(batch, queries, classes + 1)")
-        mask_logits = tensor_field(outputs, "masks_queries_logits", 4, "(batch, queries, height, width)")
+        fields = {
+            "class_queries_logits": tensor_field(outputs, "class_queries_logits", 3, "(batch, queries, classes + 1)"),
+            "masks_queries_logits": tensor_field(outputs, "masks_queries_logits", 4, "(batch, queries, height, width)"),
+        }
         known = transformers_class(outputs)
         pre_resize = _MASK_PRE_RESIZE.get(known.__name__ if known else "") or _MASK_PRE_RESIZE.get(
             model_type(model) or ""
         )
-        return _query_scores(class_logits, mask_logits, True, pre_resize, "class_queries_logits"), _normalise
-    class_logits = tensor_field(outputs, "logits", 3, "(batch, queries, classes)")
-    mask_logits = tensor_field(outputs, "pred_masks", 4, "(batch, queries, height, width)")
-    return _query_scores(class_logits, mask_logits, family == "detr", None, "logits"), _normalise
+        return _query_scores(fields, True, pre_resize), _normalise
+    fields = {
+        "logits": tensor_field(outputs, "logits", 3, "(batch, queries, classes)"),
+        "pred_masks": tensor_field(outputs, "pred_masks", 4, "(batch, queries, height, width)"),
+    }
+    return _query_scores(fields, family == "detr", None), _normalise
 
 
 def _family(outputs, model) -> str:
@@ -121,7 +129,7 @@ def _family(outputs, model) -> str:
             "output fields can be told apart"
         )
     known = transformers_class(outputs)
-    name = known.__name__ if known is not None else type(outputs).__name__
+    name = output_name(outputs)
     sam = sam_adapter_for(outputs)
     if sam:
         raise ValueError(
@@ -169,12 +177,16 @@ def _family(outputs, model) -> str:
     )
 
 
-def _query_scores(class_logits, mask_logits, has_no_object, pre_resize, class_field) -> torch.Tensor:
-    """sum_q p(class | q) * sigmoid(mask_q), as the processors form it; (B, C, h, w)."""
+def _query_scores(fields: dict[str, torch.Tensor], has_no_object, pre_resize) -> torch.Tensor:
+    """sum_q p(class | q) * sigmoid(mask_q), as the processors form it, from {class field: logits, mask field:
+    logits}; (B, C, h, w), in the dtype torch gives a sum of the two."""
+    check_same_device(fields)
+    class_field, mask_field = fields
+    class_logits, mask_logits = promoted(*fields.values())
     b, q = class_logits.shape[:2]
     if mask_logits.shape[:2] != (b, q):
         raise ValueError(
-            f"outputs.{class_field} {tuple(class_logits.shape)} and the mask logits {tuple(mask_logits.shape)} "
+            f"outputs.{class_field} {tuple(class_logits.shape)} and outputs.{mask_field} {tuple(mask_logits.shape)} "
             "must agree on (batch, queries)"
         )
     if has_no_object and class_logits.shape[2] < 2:
