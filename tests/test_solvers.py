@@ -56,6 +56,49 @@ def test_expected_scores_equal_enumeration(p, data, metric, smooth, empty):
     assert enumerated == pytest.approx(expected, rel=1e-12, abs=1e-14)
 
 
+def poisson_binomial(p: np.ndarray) -> np.ndarray:
+    """P(sum of independent Bernoulli(p_i) = k), k = 0 .. n, by the textbook recursion in float64."""
+    pmf = np.zeros(len(p) + 1)
+    pmf[0] = 1.0
+    for i, q in enumerate(p):
+        pmf[1 : i + 2] = pmf[1 : i + 2] * (1 - q) + pmf[: i + 1] * q
+        pmf[0] *= 1 - q
+    return pmf
+
+
+def distribution_expectation(p: np.ndarray, mask: np.ndarray, metric: str, smooth: float) -> float:
+    """E[score] from the exact distributions of the positives inside (T) and outside (R) the mask."""
+    t, r = poisson_binomial(p[mask]), poisson_binomial(p[~mask])
+    inside, outside = np.arange(len(t))[:, None], np.arange(len(r))[None, :]
+    volume = mask.sum()
+    if metric == "dice":
+        score = (2 * inside + smooth) / (volume + inside + outside + smooth)
+    else:
+        score = (inside + smooth) / (volume + outside + smooth)
+    return float((t[:, None] * r[None, :] * score).sum())
+
+
+@pytest.mark.parametrize("metric", ["dice", "iou"])
+@pytest.mark.parametrize("smooth", [0.0, 1.0])
+@pytest.mark.parametrize("kind", ["mostly small", "all small", "at the series limit"])
+def test_expected_scores_of_thousands_of_pixels_equal_the_exact_distribution(metric, smooth, kind):
+    """Thousands of pixels, most of them far below 1/16: where the core sums powers of the probabilities instead of
+    multiplying one factor per quadrature node."""
+    rng = np.random.default_rng(11)
+    n = 3000
+    if kind == "mostly small":
+        p = np.where(rng.random(n) < 0.9, rng.random(n) * 0.05, rng.random(n))
+    elif kind == "all small":
+        p = rng.random(n) * 0.02
+    else:
+        p = np.concatenate([np.full(n // 3, 1 / 16), np.nextafter(np.full(n // 3, 1 / 16), 1), rng.random(n // 3)])
+    mask = p > np.quantile(p, 0.9)
+    got = getattr(metrics, f"expected_{metric}")(
+        torch.tensor(p).reshape(1, 1, -1), torch.tensor(mask).reshape(1, 1, -1), smooth=smooth
+    )
+    assert got.item() == pytest.approx(distribution_expectation(p, mask, metric, smooth), rel=1e-12)
+
+
 @pytest.mark.parametrize("metric", ["dice", "iou"])
 @pytest.mark.parametrize("smooth", [0.0, 1.0])
 def test_expected_scores_agree_with_monte_carlo(metric, smooth):

@@ -17,11 +17,25 @@ constexpr double kWeight[8] = {0.18945061045506864, 0.18260341504492364, 0.16915
 constexpr double kTailExponent = 45.0;  // e^-45 = 2.9e-20: the truncated tail, relative
 constexpr int kRenormalise = 8;         // factors >= e^-45 > 2^-65: eight of them cannot underflow
 
+// Probabilities q <= kSeriesLimit enter log G through power sums instead of one product per node:
+// log(1 - q y) = -sum_k (q y)^k / k with y = 1 - x in [0, 1], so their part of log G(x) is
+// -sum_k y^k P_k / k with P_k = sum q^k. Cutting after kSeriesTerms terms errs by at most
+// P_1 kSeriesLimit^K / ((K + 1) (1 - kSeriesLimit)) in log G, i.e. relative to G: below 5.6e-18 for any class of
+// fewer than 2^31 pixels (P_1 <= 2^27); larger sums are checked and fall back to the products. Most pixels of
+// most classes are far below the limit, so G costs about kSeriesTerms operations per pixel instead of one per
+// node (several hundred).
+constexpr double kSeriesLimit = 1.0 / 16;
+constexpr int kSeriesTerms = 20;
+constexpr double kSeriesError = 1e-17;
+constexpr int kLanes = 32;  // pixels whose powers are computed side by side (independent chains)
+
 void add_panel(double a, double b, ExpRule& rule) {
   const double mid = (a + b) / 2, half = (b - a) / 2;
   for (int k = 0; k < 8; ++k) {
     for (const double sign : {-1.0, 1.0}) {
-      rule.x.push_back(std::exp(-(mid + sign * half * kNode[k])));
+      const double t = mid + sign * half * kNode[k];
+      rule.x.push_back(std::exp(-t));
+      rule.y.push_back(-std::expm1(-t));  // 1 - x without cancellation where x is near 1
       rule.weight.push_back(half * kWeight[k]);
     }
   }
@@ -73,7 +87,42 @@ ExpRule exp_rule(double c_min, double c_max) {
   return rule;
 }
 
-GeneratingFunction generating_function(const double* p, int64_t n, const uint8_t* keep, const ExpRule& rule) {
+namespace {
+
+// P_k = sum of q^k, k = 1 .. kSeriesTerms, over the kept probabilities q <= kSeriesLimit (the others are 0 in
+// `small`, which contributes nothing).
+std::vector<double> power_sums(const std::vector<double>& small) {
+  double sums[kSeriesTerms][kLanes] = {};
+  const size_t n = small.size();
+  for (size_t start = 0; start < n; start += kLanes) {
+    double q[kLanes] = {}, power[kLanes];
+    const size_t lanes = std::min<size_t>(kLanes, n - start);
+    for (size_t j = 0; j < lanes; ++j) q[j] = small[start + j];
+    for (int j = 0; j < kLanes; ++j) power[j] = q[j];
+    for (int k = 0; k < kSeriesTerms; ++k) {
+      for (int j = 0; j < kLanes; ++j) {
+        sums[k][j] += power[j];
+        power[j] *= q[j];
+      }
+    }
+  }
+  std::vector<double> out(kSeriesTerms, 0.0);
+  for (int k = 0; k < kSeriesTerms; ++k)
+    for (int j = 0; j < kLanes; ++j) out[size_t(k)] += sums[k][j];
+  return out;
+}
+
+// -sum_k y^k P_k / k, by Horner.
+double series_log(const std::vector<double>& sums, double y) {
+  double total = 0.0;
+  for (int k = kSeriesTerms; k >= 1; --k) total = total * y + sums[size_t(k - 1)] / k;
+  return -y * total;
+}
+
+}  // namespace
+
+GeneratingFunction generating_function(const double* p, int64_t n, const uint8_t* keep, const ExpRule& rule,
+                                       bool power_series) {
   const size_t nodes = rule.x.size();
   std::vector<double> mantissa(nodes, 1.0);
   std::vector<int64_t> exponent(nodes, 0);
@@ -86,8 +135,19 @@ GeneratingFunction generating_function(const double* p, int64_t n, const uint8_t
       exponent[m] += e;
     }
   };
-  for (int64_t i = 0; i < n; ++i) {
+  std::vector<double> small;
+  double small_total = 0.0;
+  for (int64_t i = 0; power_series && i < n; ++i) {
     if (keep && !keep[i]) continue;
+    if (p[i] <= kSeriesLimit) {
+      small.push_back(p[i]);
+      small_total += p[i];
+    }
+  }
+  const bool series = power_series && small_total * std::pow(kSeriesLimit, kSeriesTerms) / ((kSeriesTerms + 1) * (1 - kSeriesLimit)) <=
+                      kSeriesError;
+  for (int64_t i = 0; i < n; ++i) {
+    if ((keep && !keep[i]) || (series && p[i] <= kSeriesLimit)) continue;
     const double q = p[i], r = 1.0 - q;
     for (size_t m = 0; m < nodes; ++m) mantissa[m] *= r + q * rule.x[m];
     log_at_zero += std::log(r);  // -inf once some p is 1: G(0) = 0
@@ -97,6 +157,17 @@ GeneratingFunction generating_function(const double* p, int64_t n, const uint8_t
     }
   }
   renormalise();
+  if (series && !small.empty()) {
+    const std::vector<double> sums = power_sums(small);
+    for (size_t m = 0; m < nodes; ++m) {
+      // Multiply by e^L as 2^e * e^(L - e ln 2): L may be far below the smallest double's logarithm.
+      const double log_factor = series_log(sums, rule.y[m]);
+      const double e = std::floor(log_factor / std::log(2.0));
+      mantissa[m] *= std::exp(log_factor - e * std::log(2.0));
+      exponent[m] += int64_t(e);
+    }
+    log_at_zero += series_log(sums, 1.0);
+  }
   GeneratingFunction g;
   g.at_node.resize(nodes);
   for (size_t m = 0; m < nodes; ++m) g.at_node[m] = std::ldexp(mantissa[m], int(std::max<int64_t>(exponent[m], -2000)));
@@ -127,7 +198,7 @@ void expected_dice_curve(const double* sorted_desc, int64_t n, double smooth, do
 
 double expected_dice(const double* p, const uint8_t* selected, int64_t n, double smooth, double empty) {
   const ExpRule rule = rule_for(n, smooth);
-  const GeneratingFunction g = generating_function(p, n, nullptr, rule);
+  const GeneratingFunction g = generating_function(p, n, nullptr, rule, true);
   int64_t volume = 0;
   std::vector<double> h(rule.x.size(), 0.0);
   for (int64_t i = 0; i < n; ++i) {
@@ -151,7 +222,7 @@ double expected_iou(const double* p, const uint8_t* selected, int64_t n, double 
     volume += selected[i] != 0;
     inside += selected[i] ? p[i] : 0.0;
   }
-  const GeneratingFunction g = generating_function(p, n, outside.data(), rule);
+  const GeneratingFunction g = generating_function(p, n, outside.data(), rule, true);
   if (volume == 0) return empty_set_score(rule, g, smooth, empty);
   return (inside + smooth) * reciprocal_moment(rule, g, double(volume) + smooth);
 }
