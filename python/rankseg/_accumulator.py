@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import numbers
 
+import numpy as np
 import torch
 
 from ._counting import confusion_counts, num_classes_arg
@@ -86,6 +87,8 @@ class Accumulator:
     def update_counts(self, counts) -> None:
         """Adds per-image counts ``(B, 3, C)`` (or ``(3, C)`` for one image), as :func:`confusion_counts` returns
         and :class:`rankseg.integration.batches.BatchSegmenter` emits; NumPy arrays are accepted."""
+        if isinstance(counts, (list, tuple)):  # rows of a table (datasets gives a list of arrays)
+            counts = np.asarray(counts)
         counts = torch.as_tensor(counts).cpu()
         if counts.dim() == 2:
             counts = counts.unsqueeze(0)

@@ -92,8 +92,10 @@ def _evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None
             f.write(evaluate.to_json(report) + "\n")
         print(f"JSON: {args.json}")
     if args.plot:
-        from ._gains_plot import plot_gains
-
+        try:
+            from ._gains_plot import plot_gains
+        except ImportError:
+            sys.exit("rankseg evaluate: --plot needs Pillow (pip install pillow)")
         plot_gains(report, args.metric, args.plot)
         print(f"plot: {args.plot}")
 

@@ -26,7 +26,7 @@ from . import _counting
 from ._accumulator import METRICS, Accumulator
 from ._rankseg import RankSEG
 
-__all__ = ["evaluate", "find_outputs", "load_output", "format_report"]
+__all__ = ["evaluate", "find_outputs", "load_output", "format_report", "to_json"]
 
 PathLike = Union[str, os.PathLike]
 OUTPUT_SUFFIXES = (".npz", ".pt", ".npy")
