@@ -245,7 +245,13 @@ PYBIND11_MODULE(_C, m) {
   m.def("cuda_device_count", &rankseg::cuda_device_count, "CUDA devices usable now (0 without driver or GPU).");
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
   m.attr("cpu_instruction_sets") = "x86-64-v3 (AVX2), x86-64";
+  // The clone GCC's target_clones resolver picks on this CPU (streaming.cpp): the same test it makes.
+  m.def("cpu_dispatched", [] {
+    __builtin_cpu_init();
+    return std::string(__builtin_cpu_supports("x86-64-v3") ? "x86-64-v3 (AVX2)" : "x86-64");
+  });
 #else
   m.attr("cpu_instruction_sets") = "baseline";
+  m.def("cpu_dispatched", [] { return std::string("baseline"); });
 #endif
 }

@@ -253,13 +253,13 @@ def test_compiled_core_checks_the_cuda_call_before_launching():
 def test_build_info_describes_the_build():
     info = rankseg.build_info()
     assert info["version"] == rankseg.__version__
-    assert info["cuda"] == _C.cuda_compiled()
-    assert bool(info["cuda_archs"]) == info["cuda"]
-    assert (info["cuda_runtime"] is None) != info["cuda"]
+    assert info["cuda_compiled"] == _C.cuda_compiled()
+    assert bool(info["cuda_archs"]) == info["cuda_compiled"]
+    assert (info["cuda_runtime"] is None) != info["cuda_compiled"]
     assert info["cuda_devices"] >= 0 and info["openmp_threads"] >= 1
     assert info["torch"] == torch.__version__
-    usable = info["cuda"] and info["cuda_devices"] > 0 and torch.cuda.is_available()
-    assert rankseg.cuda_available() == usable
+    usable = info["cuda_compiled"] and info["cuda_devices"] > 0 and torch.cuda.is_available()
+    assert rankseg.cuda_available() == usable == info["cuda_available"]
 
 
 def test_check_values_must_be_a_bool():

@@ -14,7 +14,7 @@ import rankseg
 _INFO = rankseg.build_info()
 pytestmark = pytest.mark.skipif(
     not rankseg.cuda_available(),
-    reason="needs CUDA kernels and a GPU (compiled in: {cuda}, GPUs: {cuda_devices})".format(**_INFO),
+    reason="needs CUDA kernels and a GPU (compiled in: {cuda_compiled}, GPUs: {cuda_devices})".format(**_INFO),
 )
 
 cases = rma_cases(max_side=40)

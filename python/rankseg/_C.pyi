@@ -2,6 +2,8 @@ Descriptor = tuple[int, int, str, int, tuple[int, ...], tuple[int, ...]]
 
 cpu_instruction_sets: str
 
+def cpu_dispatched() -> str: ...
+
 def workspace_bytes(probs: Descriptor, output: int) -> int: ...
 def rma_multilabel(
     probs: Descriptor,

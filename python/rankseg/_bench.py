@@ -4,6 +4,7 @@ memory a call takes beyond its input and output."""
 
 from __future__ import annotations
 
+import ctypes
 import sys
 import time
 from dataclasses import dataclass
@@ -41,6 +42,7 @@ class Row:
     baseline_ms: float
     rankseg_ms: float
     peak_extra_mb: float | None  # None where it cannot be measured
+    input_mb: float = 0.0
 
     @property
     def ratio(self) -> float:
@@ -87,6 +89,20 @@ def _rss_bytes(key: str) -> int | None:
     return None
 
 
+def _return_freed_memory() -> bool:
+    """Makes glibc map every allocation of 64 KiB or more afresh and hand freed memory back at once, so that the
+    resident high-water mark sees what a call allocates instead of heap pages earlier calls left resident
+    (without it, every row read 0.0 MB). False where glibc is not the allocator."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        m_trim_threshold, m_mmap_threshold = -1, -3
+        ok = libc.mallopt(m_mmap_threshold, 65536) == 1 and libc.mallopt(m_trim_threshold, 0) == 1
+        libc.malloc_trim(0)
+        return ok
+    except (OSError, AttributeError):
+        return False
+
+
 def _peak_extra_mb(run: Callable[[], torch.Tensor], device: torch.device) -> float | None:
     """Peak memory of one call beyond what was allocated before it and its output."""
     if device.type == "cuda":
@@ -96,6 +112,8 @@ def _peak_extra_mb(run: Callable[[], torch.Tensor], device: torch.device) -> flo
         out = run()
         torch.cuda.synchronize(device)
         return (torch.cuda.max_memory_allocated(device) - before - out.numel() * out.element_size()) / 2**20
+    if not _return_freed_memory():
+        return None
     try:  # Linux: reset the high-water mark of resident memory, then read it after the call
         with open("/proc/self/clear_refs", "w") as f:
             f.write("5")
@@ -119,7 +137,8 @@ def measure(mode: OutputMode, metric: Metric, shape: tuple, device: torch.device
 
     baseline(), ours()  # warm-up
     case = f"{mode} {metric} {'x'.join(map(str, shape))}"
-    return Row(case, _best_ms(baseline, device, repeats), _best_ms(ours, device, repeats), _peak_extra_mb(ours, device))
+    timed = _best_ms(baseline, device, repeats), _best_ms(ours, device, repeats)
+    return Row(case, *timed, _peak_extra_mb(ours, device), probs.numel() * probs.element_size() / 2**20)
 
 
 def progress(done: int, total: int, label: str) -> None:
@@ -131,15 +150,21 @@ def progress(done: int, total: int, label: str) -> None:
     sys.stderr.flush()
 
 
+def _megabytes(extra_mb: float, input_mb: float) -> str:
+    """Peak extra memory; small amounts in KB (the core's workspace is often a few KB)."""
+    amount = f"{extra_mb:.1f} MB" if extra_mb >= 1 else f"{extra_mb * 1024:.0f} KB"
+    return f"{amount} ({extra_mb / input_mb:.3f}x)" if input_mb else amount
+
+
 def table(rows: list[Row], device: torch.device) -> str:
     baseline = "argmax / >0.5"
     lines = [
-        f"{'case':<34} {baseline:>14} {'rankseg':>10} {'ratio':>7} {'peak extra':>11}",
-        "-" * 80,
+        f"{'case':<34} {baseline:>14} {'rankseg':>10} {'ratio':>7} {'peak extra (x input)':>21}",
+        "-" * 90,
     ]
     for r in rows:
-        peak = "n/a" if r.peak_extra_mb is None else f"{r.peak_extra_mb:.1f} MB"
-        lines.append(f"{r.case:<34} {r.baseline_ms:>11.3f} ms {r.rankseg_ms:>7.3f} ms {r.ratio:>6.2f}x {peak:>11}")
+        peak = "n/a" if r.peak_extra_mb is None else _megabytes(r.peak_extra_mb, r.input_mb)
+        lines.append(f"{r.case:<34} {r.baseline_ms:>11.3f} ms {r.rankseg_ms:>7.3f} ms {r.ratio:>6.2f}x {peak:>21}")
     lines.append(f"device: {device}, torch {torch.__version__}, {torch.get_num_threads()} CPU threads; best of runs")
     return "\n".join(lines)
 

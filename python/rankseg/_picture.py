@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
@@ -47,8 +49,20 @@ def panels(result: DemoResult) -> list[tuple[str, torch.Tensor]]:
     ]
 
 
+FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
+
+
+def image_format(path: str) -> str:
+    """The Pillow format for a file name, by its suffix; a ValueError for others."""
+    suffix = os.path.splitext(path)[1].lower()
+    if suffix not in FORMATS:
+        raise ValueError(f"cannot tell the picture format of {path!r}: name it .png, .jpg or .jpeg")
+    return FORMATS[suffix]
+
+
 def render(result: DemoResult, path: str) -> None:
-    """Writes the picture to `path` (PNG)."""
+    """Writes the picture to `path`, PNG or JPEG by its suffix."""
+    fmt = image_format(path)
     shown = panels(result)
     width = len(shown) * PANEL + (len(shown) + 1) * GAP
     canvas = Image.new("RGB", (width, TITLE + PANEL + FOOTER + GAP), "white")
@@ -72,4 +86,4 @@ def render(result: DemoResult, path: str) -> None:
     ]
     for k, line in enumerate(lines):
         draw.text((GAP, y + 26 + 20 * k), line, fill="black", font=font)
-    canvas.save(path, format="PNG")
+    canvas.save(path, format=fmt, **({"quality": 92} if fmt == "JPEG" else {}))

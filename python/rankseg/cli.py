@@ -13,7 +13,6 @@ from . import _build
 
 def _info(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     info = _build.build_info()
-    info["cuda_kernels"] = _build.cuda_available()
     info["gpus"] = (
         [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if info["cuda_devices"] else []
     )
@@ -22,11 +21,12 @@ def _info(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
         return
     cuda = (
         f"compiled for {' '.join(info['cuda_archs'])} (CUDA runtime {info['cuda_runtime']})"
-        if info["cuda"]
+        if info["cuda_compiled"]
         else "not compiled in (CUDA tensors are solved on the CPU)"
     )
     print(f"rankseg {info['version']}")
-    print(f"  CPU kernels:   {info['cpu_instruction_sets']}, OpenMP, {info['openmp_threads']} threads")
+    cpu = f"{info['cpu_instruction_sets']} (running {info['cpu_dispatched']})"
+    print(f"  CPU kernels:   {cpu}, OpenMP, {info['openmp_threads']} threads")
     print(f"  CUDA kernels:  {cuda}")
     print(f"  GPUs visible:  {', '.join(info['gpus']) or 'none'}")
     print(f"  torch:         {info['torch']}")
@@ -35,14 +35,19 @@ def _info(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
 def _demo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     from . import demo
 
+    if args.output is not None:
+        try:
+            from . import _picture
+        except ImportError:
+            sys.exit("rankseg demo: writing the picture needs Pillow (pip install pillow), or pass --no-picture")
+        try:
+            _picture.image_format(args.output)  # refused before the work, not after
+        except ValueError as e:
+            parser.error(f"--output: {e}")
     result = demo.run()
     print(demo.report(result))
     if args.output is None:
         return
-    try:
-        from . import _picture
-    except ImportError:
-        sys.exit("rankseg demo: writing the picture needs Pillow (pip install pillow), or pass --no-picture")
     try:
         _picture.render(result, args.output)
     except OSError as e:
@@ -114,7 +119,7 @@ def parser() -> argparse.ArgumentParser:
         "--output",
         metavar="PATH",
         default="rankseg-demo.png",
-        help="where to write the picture (PNG; default: %(default)s)",
+        help="where to write the picture (.png or .jpg; default: %(default)s)",
     )
     demo.add_argument("--no-picture", dest="output", action="store_const", const=None, help="print the scores only")
     demo.set_defaults(run=_demo, parser=demo)
