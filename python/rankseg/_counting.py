@@ -11,8 +11,8 @@ import numbers
 
 import torch
 
-# Pixels counted per bincount: bounds the int64 pair index to 256 MiB however large a volume is.
-_CHUNK = 1 << 25
+# Pixels counted per bincount: bounds the int64 temporaries to a few times 32 MiB however large a volume is.
+_CHUNK = 1 << 22
 
 
 def num_classes_arg(value) -> int | None:

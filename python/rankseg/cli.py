@@ -1,4 +1,4 @@
-"""The ``rankseg`` command (also ``python -m rankseg``): ``info``, ``demo``, ``bench`` and ``evaluate``."""
+"""The ``rankseg`` command (also ``python -m rankseg``): ``info``, ``demo``, ``bench``, ``evaluate`` and ``nnunet``."""
 
 from __future__ import annotations
 
@@ -110,7 +110,7 @@ def parser() -> argparse.ArgumentParser:
         prog="rankseg", description="RankSEG: masks that maximise expected Dice or IoU, instead of argmax."
     )
     top.add_argument("--version", action="version", version=f"rankseg {_build.version()}")
-    commands = top.add_subparsers(dest="command", required=True, metavar="{info,demo,bench,evaluate}")
+    commands = top.add_subparsers(dest="command", required=True, metavar="{info,demo,bench,evaluate,nnunet}")
     info = commands.add_parser("info", help="version, build (instruction sets, CUDA, OpenMP), torch, GPUs")
     info.add_argument("--json", action="store_true", help="print the build information as JSON")
     info.set_defaults(run=_info, parser=info)
@@ -144,6 +144,9 @@ def parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--plot", metavar="PATH", help="write a PNG bar chart of per-class gains")
     evaluate.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     evaluate.set_defaults(run=_evaluate, parser=evaluate)
+    from .integration import nnunet  # imports nnU-Net, SimpleITK and NumPy only when the command runs
+
+    nnunet.add_command(commands)
     return top
 
 
