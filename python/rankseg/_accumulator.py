@@ -65,10 +65,12 @@ class Accumulator:
             raise ValueError(f"smooth must be a finite number >= 0, got {smooth!r}")
         if not isinstance(ignore_empty, bool):
             raise TypeError(f"ignore_empty must be True or False, got {ignore_empty!r}")
-        self.ignore_index, self.smooth, self.ignore_empty = ignore_index, float(smooth), ignore_empty
+        self.ignore_index: int | None = None if ignore_index is None else int(ignore_index)
+        self.smooth: float = float(smooth)
+        self.ignore_empty: bool = ignore_empty
         self.totals: torch.Tensor | None = None  # (3, C) int64 summed over images
         self._class_sums: dict[str, torch.Tensor] = {}  # per metric: (C,) sums of per-image class scores
-        self._class_images = torch.zeros(0, dtype=torch.int64)  # (C,) images in which each class is scored
+        self._class_images: torch.Tensor = torch.zeros(0, dtype=torch.int64)  # (C,) images scoring each class
         self._image_means: dict[str, list[float]] = {m: [] for m in METRICS}
 
     def _settings(self) -> tuple:

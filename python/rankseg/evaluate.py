@@ -17,7 +17,7 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, Union, cast
 
 import numpy as np
 import torch
@@ -25,6 +25,7 @@ import torch
 from . import _counting
 from ._accumulator import METRICS, Accumulator
 from ._rankseg import RankSEG
+from ._types import Metric
 
 __all__ = ["evaluate", "find_outputs", "load_output", "format_report", "to_json"]
 
@@ -209,7 +210,7 @@ def evaluate(
     if device == "cuda" and not torch.cuda.is_available():
         raise ValueError("device='cuda': torch sees no CUDA device here; use device='cpu'")
     files = find_outputs(source)
-    segmenter = RankSEG(metric=metric, **(options or {}))
+    segmenter = RankSEG(metric=cast(Metric, metric), **(options or {}))
     methods: dict[str, Any] = {BASELINE: None, "rankseg": segmenter}
     if fit_on is not None:
         methods["fitted"] = segmenter.fit(_Folder(find_outputs(fit_on), labels), ignore_index=ignore_index)

@@ -114,16 +114,17 @@ class BatchSegmenter:
         labels = _rows(batch[self.label_key], self.label_key) if self.label_key in batch else None
         stacked = isinstance(scores, torch.Tensor)
         items = [scores] if stacked else scores
-        label_items = [labels] if stacked or labels is None else labels
-        preds, counts = [], {"rankseg": [], "argmax": []}
+        preds: list[torch.Tensor] = []
+        counts: dict[str, list[torch.Tensor]] = {"rankseg": [], "argmax": []}
         for i, item in enumerate(items):
             probs = self._probs(key, item, stacked)
             pred = self.segmenter(probs)
             preds.append(pred.cpu())
             if labels is None:
                 continue
-            truth = label_items[i] if isinstance(label_items, list) else label_items
-            truth = truth.to(self.device) if stacked else truth.to(self.device).unsqueeze(0)
+            truth = labels[i].unsqueeze(0) if not stacked else labels
+            assert isinstance(truth, torch.Tensor)  # a stacked batch has stacked labels
+            truth = truth.to(self.device)
             classes = probs.shape[1]
             counts["rankseg"].append(confusion_counts(pred, truth, classes, self.ignore_index).cpu())
             if self.baseline:
