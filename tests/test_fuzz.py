@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from conftest import DTYPES, GAIN_MERGE, LAYOUTS, assert_labels_optimal, assert_masks_optimal, laid_out, make_probs
@@ -126,7 +127,7 @@ BAD_PROBS = [
     (lambda p: p.to(torch.bool), TypeError, "probs"),
     (lambda p: p.to(torch.complex64), TypeError, "probs"),
     (lambda p: p[0, 0], ValueError, "probs"),
-    (lambda p: p.float().numpy(), TypeError, "probs"),
+    (lambda p: p.float().numpy().astype(np.int32), TypeError, "probs"),
     (lambda p: p[:, :0], ValueError, "probs"),
 ]
 

@@ -8,6 +8,7 @@
 
 #include "../rma.h"
 #include "../values.h"
+#include "parallel.h"
 
 namespace rankseg::cpu {
 
@@ -18,6 +19,32 @@ std::vector<uint8_t> argmax_winners(const ProbsView& v, int threads) {
   constexpr int64_t kTile = 1024;  // a tile's running maxima stay in L1 while the classes stream past
   const int64_t tiles = (v.pixels + kTile - 1) / kTile;
   std::vector<uint8_t> wins(size_t(v.batch * v.classes), 0);
+  // Flags the winners of tile t of image b in `mine`; best and index hold kTile values.
+  auto scan_tile = [&](int64_t b, int64_t t, std::vector<uint8_t>& mine, V* best, int32_t* index) {
+    const S* image = static_cast<const S*>(v.data) + b * v.stride_b;
+    const int64_t begin = t * kTile, n = std::min(kTile, v.pixels - begin);
+    for (int64_t i = 0; i < n; ++i) {
+      best[i] = to_value(image[(begin + i) * v.stride_n]);
+      index[i] = 0;
+    }
+    for (int64_t c = 1; c < v.classes; ++c) {
+      const S* p = image + c * v.stride_c + begin * v.stride_n;
+      for (int64_t i = 0; i < n; ++i) {
+        const V x = to_value(p[i * v.stride_n]);
+        const bool above = x > best[i];
+        best[i] = above ? x : best[i];
+        index[i] = above ? int32_t(c) : index[i];
+      }
+    }
+    for (int64_t i = 0; i < n; ++i) mine[size_t(b * v.classes + index[i])] = 1;
+  };
+  if (serial(threads)) {
+    V best[kTile];
+    int32_t index[kTile];
+    for (int64_t b = 0; b < v.batch; ++b)
+      for (int64_t t = 0; t < tiles; ++t) scan_tile(b, t, wins, best, index);
+    return wins;
+  }
 #pragma omp parallel num_threads(threads)
   {
     std::vector<uint8_t> mine(wins.size(), 0);
@@ -25,24 +52,7 @@ std::vector<uint8_t> argmax_winners(const ProbsView& v, int threads) {
     int32_t index[kTile];
 #pragma omp for schedule(static) collapse(2)
     for (int64_t b = 0; b < v.batch; ++b) {
-      for (int64_t t = 0; t < tiles; ++t) {
-        const S* image = static_cast<const S*>(v.data) + b * v.stride_b;
-        const int64_t begin = t * kTile, n = std::min(kTile, v.pixels - begin);
-        for (int64_t i = 0; i < n; ++i) {
-          best[i] = to_value(image[(begin + i) * v.stride_n]);
-          index[i] = 0;
-        }
-        for (int64_t c = 1; c < v.classes; ++c) {
-          const S* p = image + c * v.stride_c + begin * v.stride_n;
-          for (int64_t i = 0; i < n; ++i) {
-            const V x = to_value(p[i * v.stride_n]);
-            const bool above = x > best[i];
-            best[i] = above ? x : best[i];
-            index[i] = above ? int32_t(c) : index[i];
-          }
-        }
-        for (int64_t i = 0; i < n; ++i) mine[size_t(b * v.classes + index[i])] = 1;
-      }
+      for (int64_t t = 0; t < tiles; ++t) scan_tile(b, t, mine, best, index);
     }
 #pragma omp critical
     for (size_t k = 0; k < wins.size(); ++k) wins[k] |= mine[k];

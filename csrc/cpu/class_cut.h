@@ -22,6 +22,7 @@
 #include "band.h"
 #include "histogram.h"
 #include "lanes.h"
+#include "parallel.h"
 #include "pixels.h"
 #include "streaming.h"
 
@@ -73,8 +74,7 @@ inline void count_steps(SolveTrace* trace, int64_t steps) {
 // Runs body(j) for every chunk, on the whole team when `parallel`. Callers merge per-chunk results in order.
 template <class F>
 void for_each_chunk(int64_t chunks, bool parallel, int threads, F&& body) {
-#pragma omp parallel for num_threads(threads) if (parallel) schedule(static)
-  for (int64_t j = 0; j < chunks; ++j) body(j);
+  parallel_for_static(chunks, parallel ? threads : 1, body);
 }
 
 // Writes mask[i] = p[i] >= threshold for the whole class.

@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "parallel.h"
+
 namespace rankseg::cpu {
 
 // dst[c * pixels + i] = src[c * stride_c + i * stride_n]. A tile of pixels holds every class at once, so
@@ -14,15 +16,14 @@ void copy_class_major(const S* src, int64_t classes, int64_t pixels, int64_t str
                       int threads) {
   constexpr int64_t kTile = 64;
   const int64_t tiles = (pixels + kTile - 1) / kTile;
-#pragma omp parallel for num_threads(threads) schedule(static)
-  for (int64_t t = 0; t < tiles; ++t) {
+  parallel_for_static(tiles, threads, [&](int64_t t) {
     const int64_t begin = t * kTile, count = std::min(kTile, pixels - begin);
     for (int64_t c = 0; c < classes; ++c) {
       const S* from = src + c * stride_c + begin * stride_n;
       S* to = dst + c * pixels + begin;
       for (int64_t i = 0; i < count; ++i) to[i] = from[i * stride_n];
     }
-  }
+  });
 }
 
 }  // namespace rankseg::cpu

@@ -9,6 +9,7 @@
 
 #include "../scores.h"
 #include "class_cut.h"
+#include "parallel.h"
 
 namespace rankseg::cpu {
 
@@ -144,13 +145,12 @@ void merge_batch(const S* data, int64_t batch, int64_t stride_b, const Image<S>&
 
   std::vector<ExactSum> mass(size_t(tasks) * width);
   std::vector<int64_t> count(size_t(tasks) * width, 0);
-#pragma omp parallel for num_threads(options.num_threads) schedule(dynamic, 1)
-  for (int64_t task = 0; task < tasks; ++task) {
+  parallel_for_dynamic(tasks, options.num_threads, [&](int64_t task) {
     const int64_t b = task / blocks, blk = task % blocks;
     label_safe_pixels(image(b), cuts + b * classes, selecting[size_t(b)], slot.data() + b * classes, blk * kBlock,
                       std::min(pixels, (blk + 1) * kBlock), mass.data() + size_t(task) * width,
                       count.data() + size_t(task) * width, out + b * pixels);
-  }
+  });
 
   // Gains from the per-class totals, blocks summed in order.
   std::vector<std::vector<PixelGain>> gains(static_cast<size_t>(batch));
@@ -174,12 +174,11 @@ void merge_batch(const S* data, int64_t batch, int64_t stride_b, const Image<S>&
     }
   }
 
-#pragma omp parallel for num_threads(options.num_threads) schedule(dynamic, 1)
-  for (int64_t task = 0; task < tasks; ++task) {
+  parallel_for_dynamic(tasks, options.num_threads, [&](int64_t task) {
     const int64_t b = task / blocks, blk = task % blocks;
     resolve_marked_pixels(image(b), cuts + b * classes, candidates[size_t(b)], gains[size_t(b)], policy,
                           void_index, blk * kBlock, std::min(pixels, (blk + 1) * kBlock), out + b * pixels);
-  }
+  });
 }
 
 }  // namespace rankseg::cpu

@@ -12,13 +12,15 @@
 #include "class_cut.h"
 #include "class_major.h"
 #include "multiclass_merge.h"
+#include "parallel.h"
 
 namespace rankseg::cpu {
 
 namespace {
 
 // Solves every (image, class). Classes are spread over threads; when there are fewer classes than threads
-// and they are large, each class's chunks are spread instead. Both orders give identical results.
+// and they are large, each class's chunks are spread instead. Both orders give identical results, and so does
+// one thread, which enters no parallel region (parallel.h).
 // When `mask` is given, each class's multilabel mask is written while its data is still in cache. Errors
 // count images from `first_image`.
 template <class S>
@@ -36,7 +38,7 @@ std::vector<ClassCut> solve_all(const ProbsView& v, const RmaOptions& o, bool* m
   auto mask_of = [&](int64_t s) { return mask ? mask + s * v.pixels : nullptr; };
 
   const bool per_class = slabs >= o.num_threads || v.pixels <= kChunk;
-  if (per_class) {
+  if (per_class && !serial(o.num_threads)) {
 #pragma omp parallel num_threads(o.num_threads)
     {
       Scratch<V> ws;
@@ -45,7 +47,8 @@ std::vector<ClassCut> solve_all(const ProbsView& v, const RmaOptions& o, bool* m
     }
   } else {
     Scratch<V> ws;
-    for (int64_t s = 0; s < slabs; ++s) cuts[size_t(s)] = solve_class(pixels(s), o, ws, true, mask_of(s), kept(s));
+    for (int64_t s = 0; s < slabs; ++s)
+      cuts[size_t(s)] = solve_class(pixels(s), o, ws, !per_class, mask_of(s), kept(s));
   }
 
   for (int64_t s = 0; s < slabs; ++s) {

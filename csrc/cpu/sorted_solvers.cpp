@@ -11,6 +11,7 @@
 #include "../values.h"
 #include "argmax_winners.h"
 #include "expected.h"
+#include "parallel.h"
 #include "multiclass_merge.h"
 #include "rankdice.h"
 
@@ -45,16 +46,22 @@ template <class S, class F>
 void for_each_class(const ProbsView& v, int threads, F&& body) {
   const int64_t slabs = v.batch * v.classes;
   std::vector<uint8_t> invalid(static_cast<size_t>(slabs), 0);
-#pragma omp parallel num_threads(threads)
-  {
+  auto solve = [&](int64_t s, std::vector<double>& values) {
+    if (read_class<S>(v, s, values)) {
+      body(s, values);
+    } else {
+      invalid[size_t(s)] = 1;
+    }
+  };
+  if (serial(threads)) {
     std::vector<double> values;
+    for (int64_t s = 0; s < slabs; ++s) solve(s, values);
+  } else {
+#pragma omp parallel num_threads(threads)
+    {
+      std::vector<double> values;
 #pragma omp for schedule(dynamic, 1)
-    for (int64_t s = 0; s < slabs; ++s) {
-      if (read_class<S>(v, s, values)) {
-        body(s, values);
-      } else {
-        invalid[size_t(s)] = 1;
-      }
+      for (int64_t s = 0; s < slabs; ++s) solve(s, values);
     }
   }
   const int64_t bad = std::find(invalid.begin(), invalid.end(), 1) - invalid.begin();

@@ -3,7 +3,6 @@ Descriptor = tuple[int, int, str, int, tuple[int, ...], tuple[int, ...]]
 cpu_instruction_sets: str
 
 def cpu_dispatched() -> str: ...
-
 def workspace_bytes(probs: Descriptor, output: int) -> int: ...
 def rma_multilabel(
     probs: Descriptor,

@@ -9,13 +9,14 @@ a custom op's first call imports torch._dynamo, which takes about a second.
 from __future__ import annotations
 
 import functools
-import math
+import os
 import typing
 import warnings
+from typing import Optional
 
 import torch
 
-from . import _C
+from . import _C, _build
 from ._options import with_value_range
 
 _DTYPE_CODES = {
@@ -33,26 +34,35 @@ _PRUNING_CODES = {"max_prob": 0, "argmax": 1}
 _MERGE_CODES = {"gain": 0, "prob": 1}
 _MULTILABEL, _MULTICLASS = 0, 1
 _warned_host_fallback = False
+# Calls on fewer probabilities than these run on the calling thread. Measured on two cores (test_threads in
+# benchmarks/bench_small_calls.py), two threads first beat one at about 8k probabilities for multilabel RMA and
+# 25k for multiclass RMA, and at about 512 for the sorting solvers (exact, BA), which spend far more on each; and
+# a parallel region whose other thread waits for a busy core costs milliseconds, however small the call.
+RMA_SERIAL_BELOW = 16384
+SORTED_SERIAL_BELOW = 512
 
 
 def _describe(t: torch.Tensor) -> tuple:
+    if t.is_cpu:  # without building a torch.device (about 0.4 us, a tenth of a small call's Python)
+        return (t.data_ptr(), _DTYPE_CODES[t.dtype], "cpu", 0, tuple(t.shape), tuple(t.stride()))
     index = t.device.index if t.device.index is not None else 0
     return (t.data_ptr(), _DTYPE_CODES[t.dtype], t.device.type, index, tuple(t.shape), tuple(t.stride()))
 
 
 def _on_gpu(probs: torch.Tensor) -> bool:
-    """Whether the CUDA kernels take this call; otherwise a CUDA tensor goes through the host."""
-    if probs.device.type != "cuda":
+    """Whether the CUDA kernels take this call; otherwise a CUDA tensor goes through the host, with one warning
+    per process saying why (no CUDA kernels in this build, or a driver too old to run them)."""
+    if not probs.is_cuda:
         return False
-    if _C.cuda_compiled():
+    if gpu_kernels_take(probs):
         return True
+    reason = _build.cuda_unavailable_reason()
     global _warned_host_fallback
     if not _warned_host_fallback:
         _warned_host_fallback = True
         warnings.warn(
             "rankseg copies CUDA tensors to the host and solves them on the CPU (slow, and it synchronises the "
-            "stream): this build has no CUDA kernels (build with a CUDA toolkit present, or RANKSEG_CUDA=ON; see "
-            "the README)",
+            f"stream): {reason}; see the README",
             RuntimeWarning,
             stacklevel=4,
         )
@@ -65,10 +75,9 @@ def _as_bcn(probs: torch.Tensor, gpu: bool) -> torch.Tensor:
     The CUDA kernels read each class's pixels as one run, so other layouts are copied to class-major order on
     the device; without them the tensor goes to the host (the result goes back to the input's device).
     """
-    b, c = probs.shape[:2]
-    x = probs.reshape(b, c, math.prod(probs.shape[2:]))
+    x = probs.flatten(2)
     if not gpu:
-        return x.cpu()
+        return x if x.is_cpu else x.cpu()
     return x if x.shape[2] == 1 or x.stride(2) == 1 else x.contiguous()
 
 
@@ -122,8 +131,8 @@ def fill_unselected(probs: torch.Tensor, labels: torch.Tensor, unselected: int) 
 
 
 def gpu_kernels_take(probs: torch.Tensor) -> bool:
-    """Whether a CUDA tensor would be solved by the CUDA kernels (this build has them)."""
-    return probs.device.type == "cuda" and _C.cuda_compiled()
+    """Whether a CUDA tensor would be solved by the CUDA kernels (this build has them, and they can run)."""
+    return probs.is_cuda and _C.cuda_compiled() and _build._kernels_unusable() is None
 
 
 def through_dispatcher(probs: torch.Tensor) -> bool:
@@ -135,14 +144,16 @@ def through_dispatcher(probs: torch.Tensor) -> bool:
     """
     if torch.compiler.is_compiling() or torch.jit.is_tracing():  # first: dynamo cannot trace the functorch test
         return True
-    plain = type(probs) is torch.Tensor and probs.device.type in ("cpu", "cuda")
+    plain = type(probs) is torch.Tensor and (probs.is_cpu or probs.is_cuda)
     return not plain or _functorch_wrapped(probs)
+
+
+_is_functorch_wrapped = getattr(torch._C._functorch, "is_functorch_wrapped_tensor", None)
 
 
 def _functorch_wrapped(t: torch.Tensor) -> bool:
     """Tensors inside torch.vmap (and other torch.func transforms) have no storage of their own."""
-    wrapped = getattr(torch._C._functorch, "is_functorch_wrapped_tensor", None)
-    return bool(wrapped is not None and wrapped(t))
+    return bool(_is_functorch_wrapped is not None and _is_functorch_wrapped(t))
 
 
 def refuse_tracing(name: str) -> None:
@@ -155,11 +166,16 @@ def refuse_tracing(name: str) -> None:
 
 
 def rma_multilabel(
-    probs: torch.Tensor, metric: str, smooth: float, pruning_prob: float, check_values: bool = True
+    probs: torch.Tensor,
+    metric: str,
+    smooth: float,
+    pruning_prob: float,
+    check_values: bool = True,
+    num_threads: Optional[int] = None,
 ) -> torch.Tensor:
     """RMA masks, bool of the same shape as probs (B, C, *spatial)."""
     op = multilabel_op if through_dispatcher(probs) else _multilabel
-    return op(probs, metric, smooth, pruning_prob, check_values)
+    return op(probs, metric, smooth, pruning_prob, check_values, num_threads)
 
 
 def rma_multiclass(
@@ -172,40 +188,90 @@ def rma_multiclass(
     check_values: bool = True,
     pruning: str = "max_prob",
     merge: str = "gain",
+    num_threads: Optional[int] = None,
 ) -> torch.Tensor:
     """RMA label map, int64 of shape (B, *spatial)."""
     op = multiclass_op if through_dispatcher(probs) else _multiclass
-    return op(probs, metric, smooth, pruning_prob, unassigned_policy, void_index, check_values, pruning, merge)
+    return op(
+        probs, metric, smooth, pruning_prob, unassigned_policy, void_index, check_values, pruning, merge, num_threads
+    )
+
+
+# A process forked from one that ran OpenMP inherits none of its threads, and OpenMP work there waits forever
+# (datasets' num_proc, multiprocessing's default start on Linux): forked children solve on the calling thread.
+_forked = False
+
+
+def _after_fork_in_child() -> None:
+    global _forked
+    _forked = True
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def threads_for(elements: int, num_threads: Optional[int], serial_below: int) -> int:
+    """The CPU threads a call on `elements` probabilities uses: one below `serial_below` or in a forked child,
+    else `num_threads` (None: torch.get_num_threads()). Results never depend on it."""
+    if elements < serial_below or _forked:
+        return 1
+    return torch.get_num_threads() if num_threads is None else num_threads
 
 
 def _solve(
-    probs: torch.Tensor, out_shape, out_dtype, output: int, kernel, options: tuple, check_values: bool, host_only=False
-):
-    """Runs kernel(probs as (B, C, N), out, *options) on the device that takes the call (the CPU for a
-    host-only kernel) and returns out, whose shape `out_shape` gives from that view's."""
+    probs: torch.Tensor,
+    output: int,
+    kernel,
+    options: tuple,
+    check_values: bool,
+    host_only: bool,
+    num_threads: Optional[int],
+    serial_below: int,
+    cpu_tail: tuple = (),
+) -> torch.Tensor:
+    """Runs kernel(probs as (B, C, N), out, *options, threads) on the device that takes the call (the CPU for a
+    host-only kernel), the CPU call followed by the arguments `cpu_tail`. Returns out on the device of probs:
+    int64 labels (B, *spatial) for _MULTICLASS output, which the kernel sees as (B, N), or bool masks
+    (B, C, *spatial), seen as (B, C, N)."""
     gpu = not host_only and _on_gpu(probs)
     x = _as_bcn(probs, gpu)
-    out = torch.empty(out_shape(x), dtype=out_dtype, device=x.device)
-    if x.shape[0] > 0:
-        args = (_describe(x), _describe(out), *options, torch.get_num_threads())
+    b, c, n = x.shape
+    sizes: tuple[int, ...]
+    strides: tuple[int, ...]
+    if output == _MULTICLASS:
+        out = x.new_empty(probs.shape[:1] + probs.shape[2:], dtype=torch.int64)
+        sizes, strides = (b, n), (n, 1)
+    else:
+        out = x.new_empty(probs.shape, dtype=torch.bool)
+        sizes, strides = (b, c, n), (c * n, n, 1)
+    if b > 0:
+        probs_arg = _describe(x)
+        # out is fresh and contiguous: its descriptor is written directly, which saves a view op per call
+        out_arg = (out.data_ptr(), _DTYPE_CODES[out.dtype], probs_arg[2], probs_arg[3], sizes, strides)
+        args = (probs_arg, out_arg, *options, threads_for(x.numel(), num_threads, serial_below))
         try:
             if gpu:
                 call = _GpuCall(x, output, check_values)
                 kernel(*args, **call.kwargs())
-                call.raise_if_invalid(x.shape[1])
+                call.raise_if_invalid(c)
             else:
-                kernel(*args)
+                kernel(*args, *cpu_tail)
         except ValueError as e:
             raise with_value_range(e, x) from None
-    return out
+    return out.to(probs.device) if probs.is_cuda and not gpu else out
 
 
 def _multilabel(
-    probs: torch.Tensor, metric: str, smooth: float, pruning_prob: float, check_values: bool
+    probs: torch.Tensor,
+    metric: str,
+    smooth: float,
+    pruning_prob: float,
+    check_values: bool,
+    num_threads: Optional[int] = None,
 ) -> torch.Tensor:
     options = (_METRIC_CODES[metric], smooth, pruning_prob)
-    out = _solve(probs, _masks_shape, torch.bool, _MULTILABEL, _C.rma_multilabel, options, check_values)
-    return out.view(probs.shape).to(probs.device)
+    return _solve(probs, _MULTILABEL, _C.rma_multilabel, options, check_values, False, num_threads, RMA_SERIAL_BELOW)
 
 
 def _multiclass(
@@ -218,21 +284,32 @@ def _multiclass(
     check_values: bool,
     pruning: str,
     merge: str,  # no default: torch 2.4 custom ops take defaults of int, float, bool and None only
+    num_threads: Optional[int] = None,
 ) -> torch.Tensor:
     options = (_METRIC_CODES[metric], smooth, pruning_prob, _POLICY_CODES[unassigned_policy], void_index)
-    kernel = functools.partial(_C.rma_multiclass, pruning=_PRUNING_CODES[pruning], merge=_MERGE_CODES[merge])
     host_only = pruning != "max_prob" or merge != "gain"  # computed by the CPU kernels only
-    out = _solve(probs, _labels_shape, torch.int64, _MULTICLASS, kernel, options, check_values, host_only)
-    return out.view((probs.shape[0], *probs.shape[2:])).to(probs.device)
+    # pruning and merge come after stream, workspace, first_invalid (and trace), by position: matching keywords
+    # costs pybind11 about 1.5 us a call. Elsewhere they are the defaults, (0, 0).
+    tail = (0, None, None, _PRUNING_CODES[pruning], None, _MERGE_CODES[merge]) if host_only else ()
+    return _solve(
+        probs, _MULTICLASS, _C.rma_multiclass, options, check_values, host_only, num_threads, RMA_SERIAL_BELOW, tail
+    )
 
 
 _SOLVER_CODES = {"exact": 0, "BA": 1, "TRNA": 2, "BA+TRNA": 3}
 
 
-def sorted_multilabel(probs: torch.Tensor, solver: str, smooth: float, pruning_prob: float, eps: float) -> torch.Tensor:
+def sorted_multilabel(
+    probs: torch.Tensor,
+    solver: str,
+    smooth: float,
+    pruning_prob: float,
+    eps: float,
+    num_threads: Optional[int] = None,
+) -> torch.Tensor:
     """Masks of a solver that sorts each class (exact, BA, TRNA, BA+TRNA), bool (B, C, *spatial); on the CPU."""
     op = sorted_multilabel_op if through_dispatcher(probs) else _sorted_multilabel
-    return op(probs, solver, smooth, pruning_prob, eps)
+    return op(probs, solver, smooth, pruning_prob, eps, num_threads)
 
 
 def sorted_multiclass(
@@ -244,18 +321,23 @@ def sorted_multiclass(
     void_index: int,
     pruning: str = "max_prob",
     merge: str = "gain",
+    num_threads: Optional[int] = None,
 ) -> torch.Tensor:
     """Labels (B, *spatial) from a sorting solver's masks merged as RMA merges its own; on the CPU."""
     op = sorted_multiclass_op if through_dispatcher(probs) else _sorted_multiclass
-    return op(probs, solver, smooth, pruning_prob, unassigned_policy, void_index, pruning, merge)
+    return op(probs, solver, smooth, pruning_prob, unassigned_policy, void_index, pruning, merge, num_threads)
 
 
 def _sorted_multilabel(
-    probs: torch.Tensor, solver: str, smooth: float, pruning_prob: float, eps: float
+    probs: torch.Tensor,
+    solver: str,
+    smooth: float,
+    pruning_prob: float,
+    eps: float,
+    num_threads: Optional[int] = None,
 ) -> torch.Tensor:
     options = (_SOLVER_CODES[solver], smooth, pruning_prob, eps)
-    out = _solve(probs, _masks_shape, torch.bool, _MULTILABEL, _C.sorted_multilabel, options, True, True)
-    return out.view(probs.shape).to(probs.device)
+    return _solve(probs, _MULTILABEL, _C.sorted_multilabel, options, True, True, num_threads, SORTED_SERIAL_BELOW)
 
 
 def _sorted_multiclass(
@@ -267,12 +349,12 @@ def _sorted_multiclass(
     void_index: int,
     pruning: str,
     merge: str,
+    num_threads: Optional[int] = None,
 ) -> torch.Tensor:
     eps = 0.5  # BA/TRNA's tail mass, checked by the core but unused: only the exact solver is multiclass
     options = (_SOLVER_CODES[solver], smooth, pruning_prob, eps, _POLICY_CODES[unassigned_policy], void_index)
-    kernel = functools.partial(_C.sorted_multiclass, pruning=_PRUNING_CODES[pruning], merge=_MERGE_CODES[merge])
-    out = _solve(probs, _labels_shape, torch.int64, _MULTICLASS, kernel, options, True, True)
-    return out.view((probs.shape[0], *probs.shape[2:])).to(probs.device)
+    tail = (_PRUNING_CODES[pruning], _MERGE_CODES[merge])  # by position, as in _multiclass
+    return _solve(probs, _MULTICLASS, _C.sorted_multiclass, options, True, True, num_threads, SORTED_SERIAL_BELOW, tail)
 
 
 def _custom_op(name: str, impl, out_shape, out_dtype):

@@ -4,6 +4,7 @@ the argument, what was given and what is expected."""
 from __future__ import annotations
 
 import difflib
+import functools
 import math
 import numbers
 import warnings
@@ -35,6 +36,7 @@ PRUNING_RULES = ("max_prob", "argmax")
 # among those claiming it, and an unclaimed pixel to its argmax class).
 MERGE_RULES = ("gain", "prob")
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+INT32_MAX = 2**31 - 1
 FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
 
@@ -93,6 +95,7 @@ class Options:
     pruning: str = "max_prob"
     safe_screening: bool | str = False
     merge: str = "gain"
+    num_threads: int | None = None  # None: torch.get_num_threads() at each call
 
     def core_policy(self) -> tuple[str, int]:
         """The policy and void index the compiled merge receives: under "argmax" it labels the pixels no class
@@ -114,7 +117,7 @@ def allowed_solver_params(solver: str, output_mode: str) -> tuple[str, ...]:
     return ()
 
 
-ARGUMENTS = ("metric", "smooth", "output_mode", "solver", "pruning_prob")
+ARGUMENTS = ("metric", "smooth", "output_mode", "solver", "pruning_prob", "num_threads")
 # Every solver parameter of some solver and mode, for suggestions when a name is misspelt.
 ALL_SOLVER_PARAMS = tuple(dict.fromkeys(p for s in SOLVERS for m in OUTPUT_MODES for p in allowed_solver_params(s, m)))
 
@@ -136,7 +139,42 @@ def check_safe_screening(value) -> bool | str:
     raise TypeError(f"safe_screening must be True, False or 'auto', got {_describe(value)}")
 
 
-def parse_options(metric, smooth, output_mode, solver, pruning_prob, solver_params: dict) -> Options:
+def check_num_threads(value: object) -> int | None:
+    """None (torch's thread count at each call) or an int >= 1."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"num_threads must be an int >= 1 or None (torch.get_num_threads()), got {_describe(value)}")
+    threads = int(value)
+    if not 1 <= threads <= INT32_MAX:
+        raise ValueError(
+            f"num_threads must be at least 1 (and fit in int32), or None for torch.get_num_threads(); got {value!r}"
+        )
+    return threads
+
+
+def parse_options(
+    metric, smooth, output_mode, solver, pruning_prob, solver_params: dict, num_threads: object = None
+) -> Options:
+    """The checked, normalised settings. Settings seen before are looked up, not parsed again: parsing costs as
+    much as a small call's solve, and rankseg.rankseg makes a RankSEG per call."""
+    args = (metric, smooth, output_mode, solver, pruning_prob, num_threads)
+    args += tuple(x for item in sorted(solver_params.items()) for x in item)  # name, value, name, value, ...
+    try:
+        hash(args)
+    except TypeError:  # an unhashable value: parse it, and let the checks say what is wrong with it
+        options, notes = _parse(*args)
+    else:
+        options, notes = _parse_seen(*args)
+    for note in notes:
+        warnings.warn(note, UserWarning, stacklevel=4)
+    return options
+
+
+def _parse(metric, smooth, output_mode, solver, pruning_prob, num_threads, *params) -> tuple[Options, tuple[str, ...]]:
+    """parse_options' work: the settings, and the warnings to give each time they are asked for."""
+    solver_params = dict(zip(params[::2], params[1::2]))
+    notes: tuple[str, ...] = ()
     metric = METRICS[_choice("metric", metric, ("dice", "iou", "acc", "accuracy"))]
     output_mode = _choice("output_mode", output_mode, OUTPUT_MODES)
     solver = _choice("solver", solver, SOLVERS)
@@ -159,7 +197,7 @@ def parse_options(metric, smooth, output_mode, solver, pruning_prob, solver_para
             f"own arguments {_quoted(ARGUMENTS)}{_closest(unknown[0], (*ARGUMENTS, *ALL_SOLVER_PARAMS))}"
         )
 
-    extra: dict[str, object] = {}
+    extra: dict[str, object] = {"num_threads": check_num_threads(num_threads)}
     if "unassigned_policy" in solver_params:
         extra["unassigned_policy"] = _choice(
             "unassigned_policy", solver_params["unassigned_policy"], UNASSIGNED_POLICIES
@@ -183,15 +221,17 @@ def parse_options(metric, smooth, output_mode, solver, pruning_prob, solver_para
         # Dice points to argmax there; the incremental-score merge gains more where probabilities are calibrated
         # and lost up to 0.7 where they were not. RankSEG.fit chooses between them on labelled data.
         if "pruning" not in extra and pruning_prob != 0.5:
-            warnings.warn(
+            notes += (
                 f"pruning_prob={pruning_prob:g} has no effect with the multiclass default pruning='argmax'; pass "
                 "pruning='max_prob' to prune by the largest probability",
-                UserWarning,
-                stacklevel=4,
             )
         extra.setdefault("pruning", "argmax")
         extra.setdefault("merge", "prob")
-    return Options(metric, smooth, output_mode, solver, pruning_prob, **extra)  # type: ignore[arg-type]
+    return Options(metric, smooth, output_mode, solver, pruning_prob, **extra), notes  # type: ignore[arg-type]
+
+
+# typed: 1, 1.0 and True are equal keys, but not equally valid values (void_index=True is refused).
+_parse_seen = functools.lru_cache(maxsize=64, typed=True)(_parse)
 
 
 def check_probs(probs: object) -> None:
@@ -199,14 +239,19 @@ def check_probs(probs: object) -> None:
     if not isinstance(probs, torch.Tensor):
         raise TypeError(f"probs must be a torch.Tensor of shape (B, C, *spatial), got {type(probs).__name__}")
     if probs.dtype not in FLOAT_DTYPES:
-        raise TypeError(f"probs must be float16, bfloat16, float32 or float64, got {probs.dtype}")
-    if probs.device.type not in ("cpu", "cuda", "meta"):
+        raise TypeError(
+            f"probs must be float16, bfloat16, float32 or float64, got {probs.dtype}; pass softmax or sigmoid "
+            "probabilities"
+        )
+    if not (probs.is_cpu or probs.is_cuda or probs.is_meta):  # flags: probs.device builds an object each time
         raise ValueError(f"probs must be on a CPU or CUDA device, got {probs.device}")
-    shape = tuple(probs.shape)
-    if probs.dim() < 3:
-        raise ValueError(f"probs must have shape (B, C, *spatial) with at least one spatial dim, got shape {shape}")
-    if shape[1] < 1 or any(s < 1 for s in shape[2:]):
-        raise ValueError(f"probs must have C >= 1 and every spatial size >= 1, got shape {shape}")
+    shape = probs.shape
+    if len(shape) < 3:
+        raise ValueError(
+            f"probs must have shape (B, C, *spatial) with at least one spatial dim, got shape {tuple(shape)}"
+        )
+    if min(shape[1:]) < 1:
+        raise ValueError(f"probs must have C >= 1 and every spatial size >= 1, got shape {tuple(shape)}")
 
 
 def check_value_range(probs: torch.Tensor) -> None:

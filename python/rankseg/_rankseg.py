@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import warnings
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 import torch
 
-from . import _ops
+from . import _arrays, _ops
 from ._module import RankSEGModule
 from ._options import SORTING_SOLVERS, UNSELECTED, Options, check_probs, check_value_range, parse_options
-from ._types import Metric, OutputMode, Solver
+from ._types import Metric, OutputMode, Solver, SupportsDLPack
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from .fitting import FittedRankSEG
 
 
@@ -31,6 +33,9 @@ class RankSEG:
             (exact, BA, TRNA) run on the CPU; CUDA tensors are computed through the host.
         pruning_prob: A class whose largest probability in an image is ``<= pruning_prob`` gets an empty
             mask in that image (Dice/IoU).
+        num_threads: The most CPU threads a call uses, an int >= 1; None (the default) takes
+            ``torch.get_num_threads()`` at each call. Inputs too small to gain from threads are solved on the
+            calling thread. Results do not depend on it.
         **solver_params: For RMA and exact with ``output_mode="multiclass"``: ``unassigned_policy``
             (``"max_score"``, the default, gives a pixel no class selected to the best active class;
             ``"void"`` labels it ``void_index``, default 255, which must lie outside ``[0, C)``), and
@@ -59,9 +64,13 @@ class RankSEG:
         output_mode: OutputMode = "multiclass",
         solver: Solver = "RMA",
         pruning_prob: float = 0.5,
+        *,
+        num_threads: int | None = None,
         **solver_params: Any,
     ) -> None:
-        self.options: Options = parse_options(metric, smooth, output_mode, solver, pruning_prob, solver_params)
+        self.options: Options = parse_options(
+            metric, smooth, output_mode, solver, pruning_prob, solver_params, num_threads
+        )
         self._solver_params = {name: getattr(self.options, name) for name in solver_params}
         if self.options.solver == "argmax" and self.options.output_mode == "multilabel":
             warnings.warn(
@@ -93,16 +102,32 @@ class RankSEG:
         return self.options.pruning_prob
 
     @property
+    def num_threads(self) -> int | None:
+        return self.options.num_threads
+
+    @property
     def solver_params(self) -> dict:
         """The solver parameters given, normalised (a copy)."""
         return dict(self._solver_params)
 
-    def predict(self, probs: torch.Tensor, *, check_values: bool = True) -> torch.Tensor:
+    @overload
+    def predict(self, probs: torch.Tensor, *, check_values: bool = True) -> torch.Tensor: ...
+    @overload
+    def predict(self, probs: np.ndarray, *, check_values: bool = True) -> np.ndarray: ...
+    @overload
+    def predict(self, probs: SupportsDLPack, *, check_values: bool = True) -> Any: ...
+
+    def predict(self, probs: Any, *, check_values: bool = True) -> Any:
         """Predicts masks from probabilities ``probs`` of shape ``(B, C, *spatial)``.
 
         ``probs`` may be float16, bfloat16, float32 or float64, on CPU or CUDA, and non-contiguous; its
         values must be finite and in ``[0, 1]``. It is never modified and no gradient is recorded. CUDA
         tensors are solved on their GPU, on the current stream, when rankseg was built with CUDA kernels.
+
+        ``probs`` may also be a NumPy array (float16, float32 or float64), which gives NumPy masks, or an
+        array with ``__dlpack__`` (CuPy, JAX, ...), which gives masks of its kind through its ``from_dlpack``
+        (a ``torch.Tensor`` when it has none). Both are viewed without a copy where torch can view their
+        layout (NumPy arrays with negative strides or non-native byte order are copied).
 
         Args:
             probs: Probabilities ``(B, C, *spatial)``.
@@ -114,8 +139,15 @@ class RankSEG:
 
         Returns:
             int64 ``(B, *spatial)`` labels for ``"multiclass"``, bool ``(B, C, *spatial)`` for
-            ``"multilabel"``, on the device of ``probs``.
+            ``"multilabel"``, on the device of ``probs``, of the kind of ``probs``.
         """
+        tensor, restore = _arrays.as_tensor(probs)
+        masks = self._predict(tensor, check_values)
+        return masks if restore is None else restore(masks)
+
+    __call__ = predict
+
+    def _predict(self, probs: torch.Tensor, check_values: bool) -> torch.Tensor:
         if not isinstance(check_values, bool):
             raise TypeError(f"check_values must be a bool, got {type(check_values).__name__} {check_values!r}")
         o = self.options
@@ -129,36 +161,45 @@ class RankSEG:
             self._check_shape(probs)
         classes = probs.shape[1]
 
-        probs = probs.detach()
-        with torch.no_grad():
-            if o.merge == "prob" and o.solver == "RMA" and _ops.gpu_kernels_take(probs):
-                # The CUDA kernels have no merge by probability: compose it from their masks, on the GPU.
-                return self._merged_by_probability(probs, check_values)
-            policy, void_index = o.core_policy()
-            if o.solver == "RMA" and o.output_mode == "multiclass":
-                labels = _ops.rma_multiclass(
-                    probs, o.metric, o.smooth, o.pruning_prob, policy, void_index, check_values, o.pruning, o.merge
-                )
-                return self._filled(probs, labels)
-            if o.solver == "RMA":
-                return _ops.rma_multilabel(probs, o.metric, o.smooth, o.pruning_prob, check_values)
-            if o.solver in SORTING_SOLVERS and o.output_mode == "multiclass":
-                labels = _ops.sorted_multiclass(
-                    probs, o.solver, o.smooth, o.pruning_prob, policy, void_index, o.pruning, o.merge
-                )
-                return self._filled(probs, labels)
-            if o.solver in SORTING_SOLVERS:
-                return _ops.sorted_multilabel(probs, o.solver, o.smooth, o.pruning_prob, o.eps)
-            if check_values and not _ops.through_dispatcher(probs):  # fake and meta tensors: shapes only
-                check_value_range(probs)
-            if o.solver == "TR":
-                return probs > 0.5
-            labels = probs.argmax(dim=1)
-            if o.output_mode == "multiclass":
-                return labels
-            return torch.nn.functional.one_hot(labels, classes).movedim(-1, 1).bool()
-
-    __call__ = predict
+        # Nothing records a gradient: the compiled core is outside autograd, and the tensor code reads a detached
+        # input.
+        if probs.requires_grad:
+            probs = probs.detach()
+        if o.merge == "prob" and o.solver == "RMA" and _ops.gpu_kernels_take(probs):
+            # The CUDA kernels have no merge by probability: compose it from their masks, on the GPU.
+            return self._merged_by_probability(probs, check_values)
+        policy, void_index = o.core_policy()
+        if o.solver == "RMA" and o.output_mode == "multiclass":
+            labels = _ops.rma_multiclass(
+                probs,
+                o.metric,
+                o.smooth,
+                o.pruning_prob,
+                policy,
+                void_index,
+                check_values,
+                o.pruning,
+                o.merge,
+                o.num_threads,
+            )
+            return self._filled(probs, labels)
+        if o.solver == "RMA":
+            return _ops.rma_multilabel(probs, o.metric, o.smooth, o.pruning_prob, check_values, o.num_threads)
+        if o.solver in SORTING_SOLVERS and o.output_mode == "multiclass":
+            labels = _ops.sorted_multiclass(
+                probs, o.solver, o.smooth, o.pruning_prob, policy, void_index, o.pruning, o.merge, o.num_threads
+            )
+            return self._filled(probs, labels)
+        if o.solver in SORTING_SOLVERS:
+            return _ops.sorted_multilabel(probs, o.solver, o.smooth, o.pruning_prob, o.eps, o.num_threads)
+        if check_values and not _ops.through_dispatcher(probs):  # fake and meta tensors: shapes only
+            check_value_range(probs)
+        if o.solver == "TR":
+            return probs > 0.5
+        labels = probs.argmax(dim=1)
+        if o.output_mode == "multiclass":
+            return labels
+        return torch.nn.functional.one_hot(labels, classes).movedim(-1, 1).bool()
 
     def _filled(self, probs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         if self.options.unassigned_policy != "argmax":
@@ -172,9 +213,9 @@ class RankSEG:
         by_winners = o.pruning == "argmax"
         cut = 0.0 if by_winners else o.pruning_prob  # argmax pruning: no class is emptied by its maximum
         if o.solver == "RMA":
-            masks = _ops.rma_multilabel(probs, o.metric, o.smooth, cut, check_values)
+            masks = _ops.rma_multilabel(probs, o.metric, o.smooth, cut, check_values, o.num_threads)
         else:
-            masks = _ops.sorted_multilabel(probs, o.solver, o.smooth, cut, o.eps)
+            masks = _ops.sorted_multilabel(probs, o.solver, o.smooth, cut, o.eps, o.num_threads)
         winners = _ops.argmax_labels(probs)
         if by_winners:  # keep the classes that win the argmax at some pixel of the image
             b, c = probs.shape[:2]
@@ -256,6 +297,8 @@ class RankSEG:
                 extra += f", merge={o.merge!r}"
         elif o.solver in ("BA", "TRNA", "BA+TRNA"):
             extra = f", eps={o.eps}"
+        if o.num_threads is not None:
+            extra += f", num_threads={o.num_threads}"
         return (
             f"RankSEG(metric={o.metric!r}, smooth={o.smooth}, output_mode={o.output_mode!r}, "
             f"solver={o.solver!r}, pruning_prob={o.pruning_prob}{extra})"

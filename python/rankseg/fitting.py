@@ -399,7 +399,7 @@ def fit(segmenter, probs, labels=None, *, ignore_index: int | None = None,
     # truth. The multiclass rules are tried beside the segmenter's own.
     rules: dict[Any, tuple[dict, Any]] = {}  # by the settings they make, so that no rule is solved twice
     for rule in [given] + ([dict(given, **r) for r in MULTICLASS_RULES] if mode == "multiclass" else []):
-        seg = RankSEG(o.metric, o.smooth, mode, o.solver, o.pruning_prob, **rule)
+        seg = RankSEG(o.metric, o.smooth, mode, o.solver, o.pruning_prob, num_threads=o.num_threads, **rule)
         rules.setdefault(seg.options, (rule, seg))
     candidates = [(name, rule) for name in fitted for rule, _ in rules.values()]
     segmenters = [seg for _ in fitted for _, seg in rules.values()]
@@ -445,6 +445,8 @@ def fit(segmenter, probs, labels=None, *, ignore_index: int | None = None,
         ClassReport(c, bool(best.chosen[c]), float(class_gain[c]), float(class_se[c]), int(present[c]))
         for c in range(classes)
     ]
-    chosen_segmenter = RankSEG(o.metric, o.smooth, mode, o.solver, o.pruning_prob, **best.rule)
+    chosen_segmenter = RankSEG(
+        o.metric, o.smooth, mode, o.solver, o.pruning_prob, num_threads=o.num_threads, **best.rule
+    )
     return FittedRankSEG(chosen_segmenter, fitted[best.calibration], best.chosen, best.gain, best.se, reports,
                          objective.point(base_values), aggregation)  # fmt: skip

@@ -2,19 +2,63 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, overload
 
 import torch
 
 from ._options import check_safe_screening
 from ._rankseg import RankSEG
-from ._types import Metric, OutputMode, RankDiceSolver, SafeScreening, Solver, UnassignedPolicy
+from ._types import Metric, OutputMode, RankDiceSolver, SafeScreening, Solver, SupportsDLPack, UnassignedPolicy
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = ["rankseg", "rankseg_rma", "rankdice_ba"]
 
 
+@overload
 def rankseg(
     probs: torch.Tensor,
+    metric: Metric = ...,
+    smooth: float = ...,
+    output_mode: OutputMode = ...,
+    solver: Solver = ...,
+    pruning_prob: float = ...,
+    *,
+    check_values: bool = ...,
+    num_threads: int | None = ...,
+    **solver_params: Any,
+) -> torch.Tensor: ...
+@overload
+def rankseg(
+    probs: np.ndarray,
+    metric: Metric = ...,
+    smooth: float = ...,
+    output_mode: OutputMode = ...,
+    solver: Solver = ...,
+    pruning_prob: float = ...,
+    *,
+    check_values: bool = ...,
+    num_threads: int | None = ...,
+    **solver_params: Any,
+) -> np.ndarray: ...
+@overload
+def rankseg(
+    probs: SupportsDLPack,
+    metric: Metric = ...,
+    smooth: float = ...,
+    output_mode: OutputMode = ...,
+    solver: Solver = ...,
+    pruning_prob: float = ...,
+    *,
+    check_values: bool = ...,
+    num_threads: int | None = ...,
+    **solver_params: Any,
+) -> Any: ...
+
+
+def rankseg(
+    probs: Any,
     metric: Metric = "dice",
     smooth: float = 0.0,
     output_mode: OutputMode = "multiclass",
@@ -22,13 +66,16 @@ def rankseg(
     pruning_prob: float = 0.5,
     *,
     check_values: bool = True,
+    num_threads: int | None = None,
     **solver_params: Any,
-) -> torch.Tensor:
-    """``RankSEG(metric, smooth, output_mode, solver, pruning_prob, **solver_params).predict(probs, check_values)``.
+) -> Any:
+    """``RankSEG(metric, smooth, output_mode, solver, pruning_prob, num_threads=num_threads,
+    **solver_params).predict(probs, check_values=check_values)``.
 
-    See :class:`rankseg.RankSEG` for the arguments and the returned masks.
+    See :class:`rankseg.RankSEG` for the arguments and the returned masks; ``probs`` may be a torch tensor, a
+    NumPy array or a DLPack array, and the masks are of its kind.
     """
-    segmenter = RankSEG(metric, smooth, output_mode, solver, pruning_prob, **solver_params)
+    segmenter = RankSEG(metric, smooth, output_mode, solver, pruning_prob, num_threads=num_threads, **solver_params)
     return segmenter.predict(probs, check_values=check_values)
 
 
@@ -55,7 +102,7 @@ def rankseg_rma(
         raise TypeError(f"unassigned_policy must be a string, got {type(unassigned_policy).__name__}")
     multiclass = isinstance(output_mode, str) and output_mode.strip().lower() == "multiclass"
     void = unassigned_policy.strip().lower() != "max_score"
-    params: dict[str, object] = {"unassigned_policy": unassigned_policy} if multiclass else {}
+    params: dict[str, Any] = {"unassigned_policy": unassigned_policy} if multiclass else {}
     if multiclass and pruning_prob != 0.5:  # 0.0.x's pruning_prob pruned by the largest probability: keep it so
         params["pruning"] = "max_prob"
     if multiclass and void:
