@@ -70,7 +70,7 @@ def raises(exc, *names):
 @pytest.mark.parametrize(
     "probs,exc,names",
     [
-        (PROBS.numpy(), TypeError, ["probs", "torch.Tensor"]),
+        (PROBS.numpy().astype(np.int64), TypeError, ["probs", "int64"]),
         ([[[0.5]]], TypeError, ["probs"]),
         (PROBS.to(torch.int64), TypeError, ["probs", "int64"]),
         (PROBS.to(torch.complex64), TypeError, ["probs", "complex64"]),
@@ -336,3 +336,38 @@ def test_pruning_prob_without_pruning_warns_and_the_old_name_keeps_it():
         RankSEG(pruning_prob=0.3)
     old = rankseg.rankseg_rma(PROBS, pruning_prob=0.3)  # 0.0.x: pruning by the largest probability, no warning
     assert torch.equal(old, RankSEG(pruning_prob=0.3, pruning="max_prob")(PROBS))
+
+
+def test_a_driver_too_old_for_the_kernels_is_reported_not_crashed(monkeypatch):
+    """A CUDA 13 build on a driver below 580: the runtime finds no device though torch sees one. cuda_available()
+    says False with the reason, and CUDA tensors go to the host with one warning naming the driver."""
+    from rankseg import _build, _ops
+
+    monkeypatch.setattr(_C, "cuda_compiled", lambda: True)
+    monkeypatch.setattr(_C, "cuda_device_count", lambda: 0)
+    monkeypatch.setattr(_C, "cuda_runtime_version", lambda: 13000)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(_ops, "_warned_host_fallback", False)
+    _build._kernels_unusable.cache_clear()
+    try:
+        assert not rankseg.cuda_available()
+        reason = rankseg.build_info()["cuda_unavailable_reason"]
+        assert "CUDA 13.0" in reason and "driver >= 580" in reason
+
+        class CudaTensor:  # what the routing reads of a CUDA tensor (no GPU here to make one)
+            is_cuda = True
+
+        with pytest.warns(RuntimeWarning, match="driver >= 580") as caught:
+            assert not _ops._on_gpu(CudaTensor())
+            assert not _ops._on_gpu(CudaTensor())  # once per process
+        assert len(caught) == 1
+        assert not _ops.gpu_kernels_take(CudaTensor())
+    finally:
+        _build._kernels_unusable.cache_clear()
+
+
+def test_without_kernels_the_reason_is_the_build(monkeypatch):
+    from rankseg import _build
+
+    monkeypatch.setattr(_C, "cuda_compiled", lambda: False)
+    assert "no CUDA kernels" in _build.cuda_unavailable_reason()

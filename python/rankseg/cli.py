@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 import torch
@@ -27,6 +28,8 @@ def _info(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     print(f"rankseg {info['version']}")
     cpu = f"{info['cpu_instruction_sets']} (running {info['cpu_dispatched']})"
     print(f"  CPU kernels:   {cpu}, OpenMP, {info['openmp_threads']} threads")
+    if info["cuda_compiled"] and info["cuda_unavailable_reason"]:
+        cuda += f"; not used here: {info['cuda_unavailable_reason']}"
     print(f"  CUDA kernels:  {cuda}")
     print(f"  GPUs visible:  {', '.join(info['gpus']) or 'none'}")
     print(f"  torch:         {info['torch']}")
@@ -77,6 +80,17 @@ def _option(text: str) -> tuple[str, object]:
 def _evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     from . import evaluate
 
+    # Refuse outputs that cannot be written before the work, not after it.
+    for flag, path in (("--json", args.json), ("--plot", args.plot)):
+        if path and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
+            parser.error(f"{flag}: the folder of {path} does not exist")
+    if args.plot:
+        if not args.plot.lower().endswith(".png"):
+            parser.error(f"--plot: the chart is a PNG; name it .png, got {args.plot}")
+        try:
+            from ._gains_plot import plot_gains
+        except ImportError:
+            sys.exit("rankseg evaluate: --plot needs Pillow (pip install pillow)")
     try:
         report = evaluate.evaluate(
             args.source,
@@ -97,10 +111,6 @@ def _evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None
             f.write(evaluate.to_json(report) + "\n")
         print(f"JSON: {args.json}")
     if args.plot:
-        try:
-            from ._gains_plot import plot_gains
-        except ImportError:
-            sys.exit("rankseg evaluate: --plot needs Pillow (pip install pillow)")
         plot_gains(report, args.metric, args.plot)
         print(f"plot: {args.plot}")
 
