@@ -171,3 +171,27 @@ def test_errors_name_the_file(tmp_path, damage, message):
 def test_command_reports_errors_without_a_traceback(tmp_path):
     with pytest.raises(SystemExit, match=r"rankseg evaluate: .*neither a folder"):
         cli.main(["evaluate", str(tmp_path / "missing")])
+
+
+def test_more_errors_name_the_file_or_the_flag(tmp_path):
+    folder = write_folder(tmp_path / "outputs", images=2)
+    np.savez(folder / "case9.npz", probs=np.full((1, 4, 4), 0.5, np.float32), label=np.zeros((4, 4), np.int64))
+    with pytest.raises(ValueError, match=r"case9.npz.*C >= 2"):
+        evaluate.evaluate(folder, ignore_index=IGNORE, progress=False)
+    (folder / "case9.npz").unlink()
+    np.savez(folder / "case9.npz", probs=np.full((3, 4, 4), 1 / 3, np.float32), label=np.zeros((4, 4), np.int64))
+    with pytest.raises(ValueError, match=r"case9.npz.*3 classes"):  # the others have 4
+        evaluate.evaluate(folder, ignore_index=IGNORE, progress=False)
+    (folder / "case9.npz").unlink()
+    torch.save({"probs": np.zeros((4, 4, 4)), "label": np.zeros((4, 4))}, folder / "case9.pt")
+    with pytest.raises(ValueError, match=r"case9.pt.*dict of tensors"):
+        evaluate.evaluate(folder, ignore_index=IGNORE, progress=False)
+    listing = tmp_path / "list.txt"
+    Image.fromarray(np.zeros((4, 4), np.uint8)).save(folder / "extra.png")
+    listing.write_text("outputs/extra.png\n")
+    with pytest.raises(ValueError, match="not a model output"):
+        evaluate.find_outputs(listing)
+    for flags, message in ((["--plot", str(tmp_path / "gains.jpg")], "PNG"), (["--json", "/missing/r.json"], "folder")):
+        with pytest.raises(SystemExit) as stop:
+            cli.main(["evaluate", str(folder), *flags])
+        assert stop.value.code == 2, message

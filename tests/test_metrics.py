@@ -281,3 +281,48 @@ def test_accumulator_rejects_what_it_cannot_merge():
         acc.merge(metrics.Accumulator(num_classes=3, ignore_index=255))
     with pytest.raises(TypeError, match="ignore_empty"):
         metrics.Accumulator(ignore_empty="yes")
+
+
+def test_counts_of_a_thousand_classes_and_of_empty_batches():
+    rng = np.random.default_rng(8)
+    classes = 1100  # over a million confusion bins: the per-class bincounts
+    pred, target = rng.integers(-2, classes + 3, (2, 9, 7)), rng.choice([*range(classes), 255], (2, 9, 7))
+    got = metrics.confusion_counts(torch.tensor(pred), torch.tensor(target), num_classes=classes, ignore_index=255)
+    np.testing.assert_array_equal(got.numpy(), numpy_counts(pred, target, classes, 255))
+    empty = torch.zeros(0, 4, 4, dtype=torch.long)
+    assert metrics.confusion_counts(empty, empty, num_classes=3).shape == (0, 3, 3)
+
+
+def test_an_ignore_index_the_label_dtype_cannot_hold_ignores_nothing():
+    """int8 labels cannot hold 255; comparing would wrap it to -1 and drop the pixels labelled -1."""
+    pred = torch.tensor([[0, 1, 1], [0, 1, 0]], dtype=torch.int8)
+    target = torch.tensor([[0, 1, 1], [1, 1, 0]], dtype=torch.int8)
+    got = metrics.confusion_counts(pred, target, num_classes=2, ignore_index=255)
+    assert torch.equal(got, metrics.confusion_counts(pred.long(), target.long(), num_classes=2))
+    with pytest.raises(ValueError, match="label -1"):
+        metrics.confusion_counts(pred, target - 2 * (target == 1).to(torch.int8), num_classes=2, ignore_index=255)
+
+
+def test_accumulator_edge_cases():
+    rng = np.random.default_rng(9)
+    pred, target = (torch.tensor(rng.integers(0, 2, (3, 5, 5))) for _ in range(2))  # classes 2..4 never seen
+    smoothed = metrics.Accumulator(num_classes=5, smooth=1.0)
+    smoothed.update(pred, target)
+    counts = numpy_counts(pred.numpy(), target.numpy(), 5).sum(0).astype(float)
+    dice = (2 * counts[0] + 1) / (counts[1] + counts[2] + 1)
+    result = smoothed.compute()["dataset"]
+    assert result["dice"] == pytest.approx(dice[:2].mean(), rel=1e-12)  # unseen classes are not scored as 1
+    with pytest.raises(ValueError, match="own images twice"):
+        smoothed.merge(smoothed)
+    other = metrics.Accumulator()
+    other.update_counts(np.zeros((1, 3, 4), dtype=np.int64))
+    with pytest.raises(ValueError, match=r"4 classes.*num_classes=5"):
+        metrics.Accumulator(num_classes=5).merge(other)
+    with pytest.raises(ValueError, match="true positives <= predicted"):
+        metrics.Accumulator().update_counts(np.array([[[-5], [1], [1]]]))
+    with pytest.raises(ValueError, match="no images"):
+        empty = metrics.Accumulator()
+        empty.update_counts(np.zeros((0, 3, 2), dtype=np.int64))
+        empty.compute()
+    with pytest.raises(TypeError, match="smooth"):
+        metrics.Accumulator(smooth="1")

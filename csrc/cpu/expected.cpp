@@ -144,8 +144,9 @@ GeneratingFunction generating_function(const double* p, int64_t n, const uint8_t
       small_total += p[i];
     }
   }
-  const bool series = power_series && small_total * std::pow(kSeriesLimit, kSeriesTerms) / ((kSeriesTerms + 1) * (1 - kSeriesLimit)) <=
-                      kSeriesError;
+  const double truncation =
+      small_total * std::pow(kSeriesLimit, kSeriesTerms) / ((kSeriesTerms + 1) * (1 - kSeriesLimit));
+  const bool series = power_series && truncation <= kSeriesError;
   for (int64_t i = 0; i < n; ++i) {
     if ((keep && !keep[i]) || (series && p[i] <= kSeriesLimit)) continue;
     const double q = p[i], r = 1.0 - q;
@@ -170,7 +171,8 @@ GeneratingFunction generating_function(const double* p, int64_t n, const uint8_t
   }
   GeneratingFunction g;
   g.at_node.resize(nodes);
-  for (size_t m = 0; m < nodes; ++m) g.at_node[m] = std::ldexp(mantissa[m], int(std::max<int64_t>(exponent[m], -2000)));
+  for (size_t m = 0; m < nodes; ++m)
+    g.at_node[m] = std::ldexp(mantissa[m], int(std::max<int64_t>(exponent[m], -2000)));
   g.at_zero = std::exp(log_at_zero);
   return g;
 }

@@ -28,9 +28,10 @@ struct GeneratingFunction {
   std::vector<double> at_node;
   double at_zero = 0.0;
 };
-// With power_series, probabilities up to 1/16 enter through their power sums (expected.cpp), with a proven
-// error below 1e-17 relative, in about 20 operations per pixel instead of one per node; the exact solver keeps
-// the products, so that its curve is computed exactly as before.
+// With power_series, probabilities up to 1/16 enter through their power sums (expected.cpp), truncated with a
+// proven error below 1e-17 relative (rounding of the sums aside, which the products have too), in about 20
+// operations per pixel instead of one per node; the exact solver keeps the products, so that its curve is
+// computed exactly as before.
 GeneratingFunction generating_function(const double* p, int64_t n, const uint8_t* keep, const ExpRule& rule,
                                        bool power_series = false);
 

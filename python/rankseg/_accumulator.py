@@ -29,7 +29,7 @@ class Accumulator:
       ``ignore_empty=False`` a class absent from an image's truth counts too: 1 if it is also absent from the
       prediction, else 0 (MONAI's ``ignore_empty=False``).
     * **Dataset** (the benchmark convention, e.g. ADE20K or Cityscapes mIoU): each class's score from its
-      counts summed over the dataset, averaged over the classes predicted or present anywhere.
+      counts summed over the dataset, averaged over the classes predicted or present anywhere (others are NaN).
 
     The two can disagree in sign when comparing methods: summed counts weigh large objects, the per-image mean
     weighs every image alike. Counts are exact integers, so accumulators updated in any order, on any number of
@@ -61,8 +61,10 @@ class Accumulator:
             isinstance(ignore_index, bool) or not isinstance(ignore_index, numbers.Integral)
         ):
             raise TypeError(f"ignore_index must be an int or None, got {ignore_index!r}")
-        if isinstance(smooth, bool) or not isinstance(smooth, numbers.Real) or not smooth >= 0 or math.isinf(smooth):
-            raise ValueError(f"smooth must be a finite number >= 0, got {smooth!r}")
+        if isinstance(smooth, bool) or not isinstance(smooth, numbers.Real):
+            raise TypeError(f"smooth must be a real number, got {smooth!r}")
+        if not smooth >= 0 or math.isinf(smooth):
+            raise ValueError(f"smooth must be finite and >= 0, got {smooth!r}")
         if not isinstance(ignore_empty, bool):
             raise TypeError(f"ignore_empty must be True or False, got {ignore_empty!r}")
         self.ignore_index: int | None = None if ignore_index is None else int(ignore_index)
@@ -100,6 +102,12 @@ class Accumulator:
                 f"{tuple(counts.shape)}"
             )
         counts = counts.long()
+        tp, predicted, positives = counts.unbind(1)
+        if bool((tp < 0).any()) or bool((tp > predicted).any()) or bool((tp > positives).any()):
+            raise ValueError(
+                "counts must hold, per image and class, true positives <= predicted pixels and <= truth pixels, "
+                "none negative; pass what confusion_counts returns"
+            )
         classes = counts.shape[2]
         if self.totals is None:
             if self.num_classes is not None and classes != self.num_classes:
@@ -125,14 +133,17 @@ class Accumulator:
         """Adds another accumulator's images to this one (e.g. from another worker); returns self."""
         if not isinstance(other, Accumulator):
             raise TypeError(f"merge takes an Accumulator, got {type(other).__name__}")
-        if (other.ignore_index, other.smooth, other.ignore_empty) != (
-            self.ignore_index,
-            self.smooth,
-            self.ignore_empty,
-        ):
+        if other is self:
+            raise ValueError("merge: an accumulator cannot take its own images twice")
+        if other._settings() != self._settings():
             raise ValueError("merge takes an accumulator with the same ignore_index, smooth and ignore_empty")
         if other.totals is None:
             return self
+        classes = other.totals.shape[1]
+        if self.num_classes is not None and classes != self.num_classes:
+            raise ValueError(
+                f"merge: the other accumulator holds {classes} classes, this one num_classes={self.num_classes}"
+            )
         if self.totals is None:
             self.totals = other.totals.clone()
             self._class_sums = {m: s.clone() for m, s in other._class_sums.items()}
@@ -159,13 +170,15 @@ class Accumulator:
         """``{"images": n, "per_image": {"dice", "iou"}, "dataset": {"dice", "iou"}, "per_class": {"per_image":
         {"dice": [...], "iou": [...]}, "dataset": {...}}}``: means over classes in [0, 1], per-class lists beside
         them; NaN where nothing was scored."""
-        if self.totals is None:
+        if self.totals is None or self.images == 0:
             raise ValueError("compute: no images were added")
         result: dict = {"images": self.images, "per_image": {}, "dataset": {}, "per_class": {}}
         per_image, dataset = {}, {}
         for m in METRICS:
             per_image[m] = self._class_sums[m] / self._class_images.double()  # NaN where never scored
-            dataset[m] = _scores(m, self.totals, self.smooth)
+            # A class never predicted nor present is not scored, smoothing or not (s / s would count it as 1).
+            seen = (self.totals[1] + self.totals[2]) > 0
+            dataset[m] = torch.where(seen, _scores(m, self.totals, self.smooth), math.nan)
             result["per_image"][m] = float(self.image_scores(m).nanmean())
             result["dataset"][m] = float(dataset[m].nanmean())
         result["per_class"] = {

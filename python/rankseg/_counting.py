@@ -1,8 +1,9 @@
 """Per image and class: true positives, predicted pixels and truth pixels, the counts every score is made of.
 
-Label maps are counted with one ``bincount`` of (truth, prediction) pairs per image, a confusion matrix with one
-extra row and column for "no class" (an ignored truth, or a prediction outside ``[0, C)``), so the cost does not
-grow with the number of classes. Multilabel masks are summed per class.
+Label maps are counted with ``bincount``: of (truth, prediction) pairs per image, a confusion matrix with one
+extra row and column for "no class" (an ignored truth, or a prediction outside ``[0, C)``), in about the time of
+a bare confusion matrix; past a million bins, three bincounts of (image, class) keys (the truth, the prediction,
+and the truth where the prediction agrees) keep memory linear in C. Multilabel masks are summed per class.
 """
 
 from __future__ import annotations
@@ -74,24 +75,42 @@ def _check_truth_range(target: torch.Tensor, classes: int, ignore_index: int | N
 def _label_counts(pred: torch.Tensor, target: torch.Tensor, classes: int, ignore_index: int | None) -> torch.Tensor:
     _check_truth_range(target, classes, ignore_index)
     images = target.shape[0]
-    side = classes + 1  # the last row and column: no class
+    side = classes + 1  # the last bin of each class axis: no class (an ignored truth, a prediction outside [0, C))
+    if target.numel() == 0:
+        return torch.zeros(images, 3, classes, dtype=torch.int64, device=target.device)
     pred, target = pred.reshape(images, -1), target.reshape(images, -1)
-    confusion = torch.zeros(images * side * side, dtype=torch.int64, device=target.device)
-    base = (torch.arange(images, device=target.device) * (side * side)).view(-1, 1)
-    step = max(1, _CHUNK // max(1, images))
+    low, high = torch.aminmax(pred)
+    clamp = int(low) < 0 or int(high) >= classes
+    # A (truth, prediction) confusion matrix per image is one bincount; past a million bins (C above ~1000) three
+    # bincounts of (image, class) keys keep memory linear in C.
+    confusion = images * side * side <= max(1 << 20, target.numel())
+    width = side * side if confusion else side
+    counts = torch.zeros(width * images if confusion else 3 * images * side, dtype=torch.int64, device=target.device)
+    base = (torch.arange(images, device=target.device) * width).view(-1, 1)
+    step = max(1, _CHUNK // images)
     for start in range(0, target.shape[1], step):
         t = target[:, start : start + step].long()
         p = pred[:, start : start + step].long()
-        p = p.masked_fill((p < 0) | (p >= classes), classes)
+        if clamp:
+            p = p.masked_fill((p < 0) | (p >= classes), classes)
         if ignore_index is not None:
             ignored = t == ignore_index
             t, p = t.masked_fill(ignored, classes), p.masked_fill(ignored, classes)
-        confusion += torch.bincount((base + t * side + p).flatten(), minlength=confusion.numel())
-    confusion = confusion.view(images, side, side)
-    tp = confusion.diagonal(dim1=1, dim2=2)[:, :classes]
-    predicted = confusion[:, :, :classes].sum(1)  # an ignored truth has "no class" predicted
-    positives = confusion[:, :classes, :].sum(2)
-    return torch.stack([tp, predicted, positives], 1)
+        if confusion:
+            counts += torch.bincount((base + t * side + p).flatten(), minlength=counts.numel())
+            continue
+        t, p = base + t, base + p
+        for row, keys in enumerate((t.where(t == p, base + classes), p, t)):
+            counts[row * images * side : (row + 1) * images * side] += torch.bincount(
+                keys.flatten(), minlength=images * side
+            )
+    if confusion:
+        matrix = counts.view(images, side, side)
+        tp = matrix.diagonal(dim1=1, dim2=2)[:, :classes]
+        predicted = matrix[:, :, :classes].sum(1)  # an ignored truth has "no class" predicted
+        positives = matrix[:, :classes, :].sum(2)
+        return torch.stack([tp, predicted, positives], 1)
+    return counts.view(3, images, side)[:, :, :classes].permute(1, 0, 2).contiguous()
 
 
 def _mask_counts(p: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -109,6 +128,9 @@ def confusion_counts(pred, target, num_classes=None, ignore_index=None) -> torch
         if isinstance(ignore_index, bool) or not isinstance(ignore_index, numbers.Integral):
             raise TypeError(f"ignore_index must be an int or None, got {ignore_index!r}")
         ignore_index = int(ignore_index)
+        info = torch.iinfo(target.dtype)
+        if not info.min <= ignore_index <= info.max:  # no pixel holds it; comparing would wrap it (int8: 255 -> -1)
+            ignore_index = None
     both_labels = labels and isinstance(pred, torch.Tensor) and pred.dtype != torch.bool
     if both_labels:
         check_labels("pred", pred, num_classes)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import pickle
 import sys
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -51,7 +52,9 @@ def find_outputs(source: PathLike) -> list[Path]:
             raise ValueError(f"the list file {source} names no files")
         for f in files:
             if not f.is_file():
-                raise ValueError(f"{f} (named in {source}) does not exist")
+                raise ValueError(f"{f} (named in {source}) is not a file")
+            if f.suffix not in OUTPUT_SUFFIXES:
+                raise ValueError(f"{f} (named in {source}) is not a model output ({', '.join(OUTPUT_SUFFIXES)})")
         return files
     raise ValueError(f"{source} is neither a folder of model outputs nor a list file")
 
@@ -70,7 +73,10 @@ def _fields(path: Path) -> dict[str, Any]:
         with np.load(path, allow_pickle=False) as data:
             return {k: data[k] for k in data.files}
     if path.suffix == ".pt":
-        data = torch.load(path, map_location="cpu", weights_only=True)
+        try:
+            data = torch.load(path, map_location="cpu", weights_only=True)
+        except (pickle.UnpicklingError, RuntimeError) as e:  # not tensors only (NumPy arrays, other objects)
+            raise ValueError(f"cannot be read as a dict of tensors ({e}); save tensors, or use .npz") from None
         if not isinstance(data, dict):
             raise ValueError(f"holds a {type(data).__name__}; expected a dict with 'probs' or 'logits' and 'label'")
         return data
@@ -89,6 +95,11 @@ def load_output(path: PathLike, labels: PathLike | None = None) -> tuple[torch.T
         scores = torch.as_tensor(np.asarray(fields[key]) if not isinstance(fields[key], torch.Tensor) else fields[key])
         if not scores.is_floating_point() or scores.dim() < 2:
             raise ValueError(f"{key} must be floating point (C, *spatial), got {scores.dtype} {tuple(scores.shape)}")
+        if scores.shape[0] < 2:
+            raise ValueError(
+                f"{key} has {scores.shape[0]} channel; evaluate compares label maps of C >= 2 classes (for a binary "
+                "model's sigmoid probability p, save the two channels 1 - p and p)"
+            )
         if not bool(torch.isfinite(scores).all()):
             raise ValueError(f"{key} holds NaN or infinity")
         if key == "logits":
@@ -216,9 +227,12 @@ def evaluate(
         methods["fitted"] = segmenter.fit(_Folder(find_outputs(fit_on), labels), ignore_index=ignore_index)
     accumulators = {name: Accumulator(ignore_index=ignore_index) for name in methods}
     tasks = [(f, labels, ignore_index, device) for f in files]
-    for counts in _progress(_run(tasks, methods, workers), len(files), progress):
-        for name, c in counts.items():
-            accumulators[name].update_counts(c)
+    for path, counts in zip(files, _progress(_run(tasks, methods, workers), len(files), progress)):
+        try:
+            for name, c in counts.items():
+                accumulators[name].update_counts(c)
+        except ValueError as e:
+            raise ValueError(f"{path}: {e}") from None
     report = {name: acc.compute() for name, acc in accumulators.items()}
     base = accumulators[BASELINE]
     for name, acc in accumulators.items():

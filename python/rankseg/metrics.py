@@ -27,7 +27,7 @@ import torch
 from . import _C, _counting
 from ._accumulator import Accumulator
 from ._counting import as_masks
-from ._ops import _describe, refuse_tracing
+from ._ops import SORTED_SERIAL_BELOW, _describe, refuse_tracing, threads_for
 from ._types import ExpectedMethod, Reduction
 
 __all__ = ["dice", "iou", "confusion_counts", "Accumulator", "expected_dice", "expected_iou"]
@@ -142,10 +142,9 @@ def _expected(metric: str, probs, pred, smooth, empty_score, method, samples, ge
         p = p.contiguous()
         out = torch.empty(p.shape[:2], dtype=torch.float64)
         if p.shape[0] and p.shape[2]:
+            threads = threads_for(p.numel(), None, SORTED_SERIAL_BELOW)
             code = 0 if metric == "dice" else 1
-            _C.expected_scores(
-                _describe(p), _describe(m.contiguous()), _describe(out), code, s, empty, torch.get_num_threads()
-            )
+            _C.expected_scores(_describe(p), _describe(m.contiguous()), _describe(out), code, s, empty, threads)
         return out
     if method == "enumerate":
         return _enumerated(metric, p.double(), m, s, empty)
@@ -207,7 +206,8 @@ def expected_dice(
     Args:
         probs: ``(B, C, *spatial)`` probabilities (any device; computed on the CPU).
         pred: bool masks ``(B, C, *spatial)``, or labels ``(B, *spatial)`` in [0, C) (others predict no class).
-        method: ``"exact"`` (quadrature with relative error below 1e-15, docs/algorithm.md), ``"enumerate"``
+        method: ``"exact"`` (quadrature and series truncation below 1e-15 relative, beside the rounding of sums
+            over the pixels; docs/algorithm.md), ``"enumerate"``
             (all 2^N label vectors, N <= 16 pixels per class), or ``"monte_carlo"``, which returns
             ``(mean, standard_error)`` over ``samples`` draws.
     """

@@ -9,13 +9,13 @@ of ``(C, *spatial)`` arrays of different sizes; a ``label`` column, when present
 
 from __future__ import annotations
 
-import os
 import warnings
 from typing import Any
 
 import numpy as np
 import torch
 
+from .. import _ops
 from .._counting import confusion_counts
 from .._rankseg import RankSEG
 
@@ -79,15 +79,15 @@ class BatchSegmenter:
         self.probs_key, self.logits_key, self.label_key, self.output_key = probs_key, logits_key, label_key, output_key
         self.ignore_index, self.baseline, self.keep_inputs = ignore_index, baseline, keep_inputs
         self.device = torch.device(device)
-        self._pid = os.getpid()
 
-    def _in_forked_worker(self) -> None:
+    @staticmethod
+    def _in_forked_worker() -> None:
         """datasets' num_proc (and multiprocessing's default on Linux) forks workers from a process whose OpenMP
-        threads do not survive the fork: OpenMP work there would wait forever, so torch and RankSEG run on one
-        thread in the worker, as torch's DataLoader workers do."""
-        if os.getpid() != self._pid:
+        threads do not survive the fork: OpenMP work there would wait forever, so torch runs on one thread in a
+        forked worker, as in torch's DataLoader workers (RankSEG does so by itself). Spawned workers, Ray's
+        among them, keep their threads."""
+        if _ops._forked and torch.get_num_threads() > 1:
             torch.set_num_threads(1)
-            self._pid = os.getpid()
 
     def _input(self, batch) -> tuple[str, list[torch.Tensor] | torch.Tensor]:
         keys = [k for k in (self.probs_key, self.logits_key) if k in batch]
@@ -123,7 +123,8 @@ class BatchSegmenter:
             if labels is None:
                 continue
             truth = labels[i].unsqueeze(0) if not stacked else labels
-            assert isinstance(truth, torch.Tensor)  # a stacked batch has stacked labels
+            if not isinstance(truth, torch.Tensor):
+                raise ValueError(f"column {self.label_key!r} holds rows of different shapes, unlike {key!r}")
             truth = truth.to(self.device)
             classes = probs.shape[1]
             counts["rankseg"].append(confusion_counts(pred, truth, classes, self.ignore_index).cpu())
