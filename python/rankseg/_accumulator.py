@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import numbers
 
-import numpy as np
 import torch
 
 from ._counting import confusion_counts, num_classes_arg
@@ -91,7 +90,9 @@ class Accumulator:
     def update_counts(self, counts) -> None:
         """Adds per-image counts ``(B, 3, C)`` (or ``(3, C)`` for one image), as :func:`confusion_counts` returns
         and :class:`rankseg.integration.batches.BatchSegmenter` emits; NumPy arrays are accepted."""
-        if isinstance(counts, (list, tuple)):  # rows of a table (datasets gives a list of arrays)
+        if not isinstance(counts, torch.Tensor):  # NumPy, or rows of a table (a datasets column, a list)
+            import numpy as np  # only such inputs need it: import rankseg does not
+
             counts = np.asarray(counts)
         counts = torch.as_tensor(counts).cpu()
         if counts.dim() == 2:

@@ -78,7 +78,10 @@ def _option(text: str) -> tuple[str, object]:
 
 
 def _evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
-    from . import evaluate
+    try:
+        from . import evaluate
+    except ImportError as e:
+        sys.exit(f'rankseg evaluate needs NumPy ({e}): pip install "rankseg[evaluate]"')
 
     # Refuse outputs that cannot be written before the work, not after it.
     for flag, path in (("--json", args.json), ("--plot", args.plot)):
@@ -90,7 +93,7 @@ def _evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None
         try:
             from ._gains_plot import plot_gains
         except ImportError:
-            sys.exit("rankseg evaluate: --plot needs Pillow (pip install pillow)")
+            sys.exit('rankseg evaluate: --plot needs Pillow: pip install "rankseg[evaluate]"')
     try:
         report = evaluate.evaluate(
             args.source,
