@@ -7,7 +7,7 @@ import numbers
 
 import torch
 
-from ._counting import confusion_counts, num_classes_arg
+from ._counting import check_ignore_index, confusion_counts, num_classes_arg, score
 
 METRICS = ("dice", "iou")
 
@@ -15,9 +15,7 @@ METRICS = ("dice", "iou")
 def _scores(metric: str, counts: torch.Tensor, smooth: float) -> torch.Tensor:
     """Dice or IoU of (..., 3, C) counts, NaN where nothing is predicted or present (0/0 without smoothing)."""
     tp, predicted, positives = counts.double().unbind(-2)
-    num = 2 * tp + smooth if metric == "dice" else tp + smooth
-    den = predicted + positives + smooth if metric == "dice" else predicted + positives - tp + smooth
-    return torch.where(den > 0, num / den.clamp(min=torch.finfo(torch.float64).tiny), math.nan)
+    return score(metric, tp, predicted, positives, smooth, math.nan)
 
 
 class Accumulator:
@@ -56,17 +54,13 @@ class Accumulator:
         ignore_empty: bool = True,
     ) -> None:
         self.num_classes = num_classes_arg(num_classes)
-        if ignore_index is not None and (
-            isinstance(ignore_index, bool) or not isinstance(ignore_index, numbers.Integral)
-        ):
-            raise TypeError(f"ignore_index must be an int or None, got {ignore_index!r}")
         if isinstance(smooth, bool) or not isinstance(smooth, numbers.Real):
             raise TypeError(f"smooth must be a real number, got {smooth!r}")
         if not smooth >= 0 or math.isinf(smooth):
             raise ValueError(f"smooth must be finite and >= 0, got {smooth!r}")
         if not isinstance(ignore_empty, bool):
             raise TypeError(f"ignore_empty must be True or False, got {ignore_empty!r}")
-        self.ignore_index: int | None = None if ignore_index is None else int(ignore_index)
+        self.ignore_index: int | None = check_ignore_index(ignore_index)
         self.smooth: float = float(smooth)
         self.ignore_empty: bool = ignore_empty
         self.totals: torch.Tensor | None = None  # (3, C) int64 summed over images

@@ -24,6 +24,20 @@ def num_classes_arg(value) -> int | None:
     return int(value)
 
 
+def check_ignore_index(value) -> int | None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral)):
+        raise TypeError(f"ignore_index must be an int or None, got {value!r}")
+    return None if value is None else int(value)
+
+
+def score(metric: str, tp, predicted, positives, smooth: float, empty: float) -> torch.Tensor:
+    """Dice or IoU from the true positives, the predicted pixels and the truth pixels; `empty` where the
+    denominator is 0 (nothing predicted or present, without smoothing)."""
+    num = 2 * tp + smooth if metric == "dice" else tp + smooth
+    den = predicted + positives + smooth if metric == "dice" else predicted + positives - tp + smooth
+    return torch.where(den > 0, num / den.clamp(min=torch.finfo(num.dtype).tiny), torch.full_like(num, empty))
+
+
 def one_hot(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
     """(B, *spatial) labels -> (B, C, *spatial) bool; labels outside [0, C) select no class."""
     classes = torch.arange(num_classes, device=labels.device).view(1, -1, *([1] * (labels.dim() - 1)))
@@ -125,9 +139,8 @@ def confusion_counts(pred, target, num_classes=None, ignore_index=None) -> torch
     if ignore_index is not None:
         if not labels:
             raise TypeError("ignore_index applies to label maps; give masks without the ignored pixels instead")
-        if isinstance(ignore_index, bool) or not isinstance(ignore_index, numbers.Integral):
-            raise TypeError(f"ignore_index must be an int or None, got {ignore_index!r}")
-        ignore_index = int(ignore_index)
+        ignore_index = check_ignore_index(ignore_index)
+        assert ignore_index is not None
         info = torch.iinfo(target.dtype)
         if not info.min <= ignore_index <= info.max:  # no pixel holds it; comparing would wrap it (int8: 255 -> -1)
             ignore_index = None

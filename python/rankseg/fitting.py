@@ -30,6 +30,7 @@ from typing import Any
 import torch
 
 from . import calibration as cal
+from ._counting import score
 from ._ops import argmax_labels
 
 __all__ = ["FittedRankSEG", "fit", "load"]
@@ -57,9 +58,7 @@ class ClassReport:
 
 def _per_class_scores(tp, pred, true, metric: str) -> torch.Tensor:
     """(images, C) Dice or IoU, NaN where the class is absent from the truth (skipped, the usual convention)."""
-    den = pred + true if metric == "dice" else pred + true - tp
-    num = 2 * tp if metric == "dice" else tp
-    return torch.where(true > 0, num / den.clamp(min=1), torch.full_like(num, math.nan))
+    return torch.where(true > 0, score(metric, tp, pred, true, 0.0, math.nan), math.nan)
 
 
 class _Triples:

@@ -51,10 +51,6 @@ def _smooth(value) -> float:
     return s
 
 
-def _ratio(num: torch.Tensor, den: torch.Tensor, empty: float) -> torch.Tensor:
-    return torch.where(den > 0, num / den.clamp(min=torch.finfo(num.dtype).tiny), torch.full_like(num, empty))
-
-
 def _reduce(scores: torch.Tensor, reduction: str) -> torch.Tensor:
     if reduction == "none":
         return scores
@@ -83,7 +79,7 @@ def confusion_counts(
 def _measured(metric, pred, target, num_classes, ignore_index, smooth, empty_score, reduction):
     tp, volume, positives = _counting.confusion_counts(pred, target, num_classes, ignore_index).double().unbind(1)
     empty = _real("empty_score", empty_score, allow_nan=True)
-    return _reduce(_score(metric, tp, volume, positives, _smooth(smooth), empty), reduction)
+    return _reduce(_counting.score(metric, tp, volume, positives, _smooth(smooth), empty), reduction)
 
 
 def dice(
@@ -153,13 +149,6 @@ def _expected(metric: str, probs, pred, smooth, empty_score, method, samples, ge
     raise ValueError(f"method must be 'exact', 'enumerate' or 'monte_carlo', got {method!r}")
 
 
-def _score(metric: str, tp, volume, positives, s, empty):
-    """Dice or IoU from the true positives, the predicted volume and the number of positive labels."""
-    num = 2 * tp + s if metric == "dice" else tp + s
-    den = volume + positives + s if metric == "dice" else volume + positives - tp + s
-    return _ratio(num, den, empty)
-
-
 def _enumerated(metric, p, m, s, empty):
     """Expectation over all 2^N label vectors (N <= 16 pixels)."""
     n = p.shape[2]
@@ -169,7 +158,7 @@ def _enumerated(metric, p, m, s, empty):
     weight = torch.where(labels.bool(), p.unsqueeze(2), 1 - p.unsqueeze(2)).prod(-1)  # (B, C, 2^N)
     sel = m.double().unsqueeze(2)  # (B, C, 1, N)
     tp = (labels * sel).sum(-1)
-    scores = _score(metric, tp, sel.sum(-1), labels.sum(-1), s, empty)
+    scores = _counting.score(metric, tp, sel.sum(-1), labels.sum(-1), s, empty)
     return (weight * scores).sum(-1)
 
 
@@ -182,7 +171,7 @@ def _monte_carlo(metric, p, m, s, empty, samples, generator):
     square = torch.zeros_like(total)
     for _ in range(int(samples)):
         y = torch.bernoulli(p, generator=generator)
-        scores = _score(metric, (y * sel).sum(-1), volume, y.sum(-1), s, empty)
+        scores = _counting.score(metric, (y * sel).sum(-1), volume, y.sum(-1), s, empty)
         total += scores
         square += scores * scores
     mean = total / samples
