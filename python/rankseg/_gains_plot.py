@@ -8,24 +8,15 @@ import os
 from PIL import Image, ImageDraw
 
 from ._picture import _font
+from .evaluate import class_gains
 
 COLOURS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (148, 103, 189)]
 LEFT, RIGHT, TOP, BOTTOM = 70, 20, 64, 40
 
 
-def gains(report: dict, metric: str) -> dict[str, list[float]]:
-    """Per method other than argmax, the per-class differences of the dataset-level score (NaN: unscored)."""
-    base = report["argmax"]["per_class"]["dataset"][metric]
-    return {
-        name: [ours - theirs for ours, theirs in zip(r["per_class"]["dataset"][metric], base)]
-        for name, r in report.items()
-        if name != "argmax"
-    }
-
-
 def plot_gains(report: dict, metric: str, path: str | os.PathLike) -> None:
     """Writes the chart as PNG: one group of bars per class, zero in the middle, a scale in score points."""
-    series = gains(report, metric)
+    series = class_gains(report, metric)
     classes = len(next(iter(series.values())))
     # Groups spread over at least 480 pixels, bars of 4 to 18 pixels, the picture widening for many classes.
     group = max(4 * len(series) + 6, 480 // classes)

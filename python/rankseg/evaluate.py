@@ -299,13 +299,22 @@ def format_report(report: dict, metric: str = "dice") -> str:
             d = r["vs_argmax"][metric]
             row += f"   {d['mean']:+.4f} ± {d['se']:.4f}{'':<10} {d['better']}/{d['worse']}"
         lines.append(row)
-    others = [m for m in report if m != BASELINE]
+    gains = class_gains(report, metric)
     lines += ["", f"per class, dataset {name[metric]}:", f"{'class':>5} " + " ".join(f"{m:>10}" for m in report)]
-    lines[-1] += "".join(f" {'Δ ' + m:>12}" for m in others)
+    lines[-1] += "".join(f" {'Δ ' + m:>12}" for m in gains)
     per_class = {m: r["per_class"]["dataset"][metric] for m, r in report.items()}
     for c in range(len(per_class[BASELINE])):
-        values = [per_class[m][c] for m in report]
-        row = f"{c:>5} " + " ".join(f"{v:>10.4f}" for v in values)
-        row += "".join(f" {_signed(per_class[m][c] - per_class[BASELINE][c]):>12}" for m in others)
+        row = f"{c:>5} " + " ".join(f"{per_class[m][c]:>10.4f}" for m in report)
+        row += "".join(f" {_signed(g[c]):>12}" for g in gains.values())
         lines.append(row)
     return "\n".join(lines)
+
+
+def class_gains(report: dict, metric: str) -> dict[str, list[float]]:
+    """Per method other than argmax, the per-class differences of the dataset-level score (NaN: unscored)."""
+    base = report[BASELINE]["per_class"]["dataset"][metric]
+    return {
+        name: [ours - theirs for ours, theirs in zip(r["per_class"]["dataset"][metric], base)]
+        for name, r in report.items()
+        if name != BASELINE
+    }
