@@ -34,6 +34,12 @@ def _from_numpy(np: Any, a: Any) -> torch.Tensor:
             f"probs must hold float16, float32 or float64 probabilities, got a NumPy array of dtype {a.dtype}; "
             "pass softmax or sigmoid outputs, converted with probs.astype(np.float32) if need be"
         )
+    return view_numpy(np, a)
+
+
+def view_numpy(np: Any, a: Any) -> torch.Tensor:
+    """A NumPy array as a tensor that shares its memory, read-only arrays included (nothing here writes to
+    them); copied only where torch cannot view the layout."""
     if not a.dtype.isnative or any(s < 0 or s % a.itemsize for s in a.strides):
         # Byte-swapped values and negative or unaligned strides are the layouts torch cannot view: copy those.
         a = np.ascontiguousarray(a, dtype=a.dtype.newbyteorder("="))

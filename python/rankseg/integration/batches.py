@@ -9,13 +9,13 @@ of ``(C, *spatial)`` arrays of different sizes; a ``label`` column, when present
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import numpy as np
 import torch
 
 from .. import _ops
+from .._arrays import view_numpy
 from .._counting import confusion_counts
 from .._rankseg import RankSEG
 
@@ -26,9 +26,7 @@ def _tensor(array, name: str) -> torch.Tensor:
     a = np.asarray(array)
     if a.dtype == object:
         raise TypeError(f"column {name!r} holds arrays of different shapes; pass them one image per row")
-    with warnings.catch_warnings():  # Ray hands read-only batches; RankSEG never writes its input
-        warnings.simplefilter("ignore", UserWarning)
-        return torch.from_numpy(np.ascontiguousarray(a))
+    return view_numpy(np, a)  # Ray hands read-only batches: viewed, not copied
 
 
 def _rows(column, name: str) -> list[torch.Tensor] | torch.Tensor:
