@@ -1,9 +1,9 @@
-// The two implementations behind rma.h. Only dispatch.cpp calls them, after checking every argument.
+// The two implementations behind core.h. Only dispatch.cpp calls them, after checking every argument.
 #pragma once
 
 #include <cstdint>
 
-#include "rma.h"
+#include "core.h"
 
 namespace rankseg::cpu {
 

@@ -10,11 +10,14 @@
 #include <tuple>
 #include <vector>
 
-#include "rma.h"
+#include "core.h"
 
 namespace py = pybind11;
 
 namespace {
+
+// The dtype codes of rankseg._ops._DTYPE_CODES.
+enum class DType : int { float32 = 0, float64 = 1, float16 = 2, bfloat16 = 3, boolean = 4, int64 = 5, uint8 = 6 };
 
 // (data_ptr, dtype code, device type, device index, sizes, strides), as built by rankseg._ops.describe().
 using Descriptor = std::tuple<uintptr_t, int, std::string, int, std::vector<int64_t>, std::vector<int64_t>>;
@@ -49,17 +52,17 @@ rankseg::ProbsView probs_view(const Descriptor& d) {
   if (sizes.size() != 3)
     throw std::invalid_argument("probs must be 3-D (B, C, N), got " + std::to_string(sizes.size()) + "-D");
   const int code = std::get<1>(d);
-  if (code < 0 || code > int(rankseg::DType::bfloat16))
+  if (code < 0 || code > int(DType::bfloat16))
     throw std::invalid_argument("probs must be float16, bfloat16, float32 or float64 (dtype code " +
                                 std::to_string(code) + ")");
-  const rankseg::ProbsView view{reinterpret_cast<const void*>(std::get<0>(d)), rankseg::DType(code), sizes[0],
+  const rankseg::ProbsView view{reinterpret_cast<const void*>(std::get<0>(d)), rankseg::ProbsDType(code), sizes[0],
                                 sizes[1], sizes[2], strides[0], strides[1], strides[2]};
   rankseg::check_probs_view(view);
   return view;
 }
 
 // A contiguous tensor of exactly the expected shape and dtype, on the device of probs.
-void* contiguous_ptr(const Descriptor& d, const char* name, rankseg::DType dtype, const std::vector<int64_t>& expected,
+void* contiguous_ptr(const Descriptor& d, const char* name, DType dtype, const std::vector<int64_t>& expected,
                      const rankseg::Device& device) {
   check_same_device(device, d, name);
   if (std::get<1>(d) != int(dtype)) throw std::invalid_argument(std::string(name) + " has the wrong dtype");
@@ -79,7 +82,7 @@ rankseg::Workspace workspace_of(const std::optional<Descriptor>& d, const rankse
   if (!d) return {};
   const auto& sizes = sizes_of(*d);
   if (sizes.size() != 1) throw std::invalid_argument("workspace must be 1-D");
-  void* data = contiguous_ptr(*d, "workspace", rankseg::DType::uint8, sizes, device);
+  void* data = contiguous_ptr(*d, "workspace", DType::uint8, sizes, device);
   if (sizes[0] > 0 && reinterpret_cast<uintptr_t>(data) % 256 != 0)
     throw std::invalid_argument("workspace must be 256-byte aligned");
   return {data, sizes[0]};
@@ -87,7 +90,7 @@ rankseg::Workspace workspace_of(const std::optional<Descriptor>& d, const rankse
 
 int64_t* first_invalid_of(const std::optional<Descriptor>& d, const rankseg::Device& device) {
   if (!d) return nullptr;
-  return static_cast<int64_t*>(contiguous_ptr(*d, "first_invalid", rankseg::DType::int64, {1}, device));
+  return static_cast<int64_t*>(contiguous_ptr(*d, "first_invalid", DType::int64, {1}, device));
 }
 
 rankseg::RmaOptions options(int metric, double smooth, double pruning_prob, int num_threads, int pruning = 0) {
@@ -149,7 +152,7 @@ PYBIND11_MODULE(_C, m) {
         const rankseg::ProbsView view = probs_view(probs);
         const rankseg::Device device = device_of(probs, "probs", stream);
         auto* mask =
-            static_cast<bool*>(contiguous_ptr(out, "out", rankseg::DType::boolean, sizes_of(probs), device));
+            static_cast<bool*>(contiguous_ptr(out, "out", DType::boolean, sizes_of(probs), device));
         const rankseg::Workspace ws = workspace_of(workspace, device);
         int64_t* invalid = first_invalid_of(first_invalid, device);
         TraceRequest traced(trace, device);
@@ -175,7 +178,7 @@ PYBIND11_MODULE(_C, m) {
         const rankseg::ProbsView view = probs_view(probs);
         const rankseg::Device device = device_of(probs, "probs", stream);
         const std::vector<int64_t> shape{view.batch, view.pixels};
-        auto* labels = static_cast<int64_t*>(contiguous_ptr(out, "out", rankseg::DType::int64, shape, device));
+        auto* labels = static_cast<int64_t*>(contiguous_ptr(out, "out", DType::int64, shape, device));
         const rankseg::Workspace ws = workspace_of(workspace, device);
         int64_t* invalid = first_invalid_of(first_invalid, device);
         TraceRequest traced(trace, device);
@@ -200,7 +203,7 @@ PYBIND11_MODULE(_C, m) {
          int num_threads) {
         const rankseg::ProbsView view = cpu_probs_view(probs);
         auto* mask = static_cast<bool*>(
-            contiguous_ptr(out, "out", rankseg::DType::boolean, sizes_of(probs), rankseg::Device{}));
+            contiguous_ptr(out, "out", DType::boolean, sizes_of(probs), rankseg::Device{}));
         py::gil_scoped_release release;
         rankseg::sorted_multilabel(view, {rankseg::Solver(solver), smooth, pruning_prob, eps, num_threads}, mask);
       },
@@ -214,7 +217,7 @@ PYBIND11_MODULE(_C, m) {
         const rankseg::ProbsView view = cpu_probs_view(probs);
         const std::vector<int64_t> shape{view.batch, view.pixels};
         auto* labels =
-            static_cast<int64_t*>(contiguous_ptr(out, "out", rankseg::DType::int64, shape, rankseg::Device{}));
+            static_cast<int64_t*>(contiguous_ptr(out, "out", DType::int64, shape, rankseg::Device{}));
         py::gil_scoped_release release;
         const rankseg::SortedOptions o{rankseg::Solver(solver), smooth, pruning_prob, eps, num_threads,
                                        rankseg::Pruning(pruning), rankseg::Merge(merge)};
@@ -230,9 +233,9 @@ PYBIND11_MODULE(_C, m) {
          double empty, int num_threads) {
         const rankseg::ProbsView view = cpu_probs_view(probs);
         const rankseg::Device cpu{};
-        auto* selected = static_cast<bool*>(contiguous_ptr(masks, "masks", rankseg::DType::boolean, sizes_of(probs), cpu));
+        auto* selected = static_cast<bool*>(contiguous_ptr(masks, "masks", DType::boolean, sizes_of(probs), cpu));
         const std::vector<int64_t> shape{view.batch, view.classes};
-        auto* scores = static_cast<double*>(contiguous_ptr(out, "out", rankseg::DType::float64, shape, cpu));
+        auto* scores = static_cast<double*>(contiguous_ptr(out, "out", DType::float64, shape, cpu));
         py::gil_scoped_release release;
         rankseg::expected_scores(view, selected, rankseg::Metric(metric), smooth, empty, num_threads, scores);
       },

@@ -1,11 +1,11 @@
-// The entry points of rma.h: check every argument, then hand the call to the CPU or the CUDA kernels. This is
+// The entry points of core.h: check every argument, then hand the call to the CPU or the CUDA kernels. This is
 // the only file that knows whether CUDA kernels were compiled in.
 #include <limits>
 #include <stdexcept>
 #include <string>
 
 #include "backends.h"
-#include "rma.h"
+#include "core.h"
 
 namespace rankseg {
 
@@ -82,8 +82,13 @@ void check_probs_view(const ProbsView& v) {
   if (v.stride_b < 0 || v.stride_c < 0 || v.stride_n < 0)
     throw std::invalid_argument("probs strides must be non-negative");
   if (v.batch > 0 && v.data == nullptr) throw std::invalid_argument("probs data pointer is null");
-  if (int(v.dtype) < 0 || int(v.dtype) > int(DType::bfloat16))
-    throw std::invalid_argument("probs must be float16, bfloat16, float32 or float64");
+  switch (v.dtype) {
+    case ProbsDType::float32:
+    case ProbsDType::float64:
+    case ProbsDType::float16:
+    case ProbsDType::bfloat16: break;
+    default: throw std::invalid_argument("probs must be float16, bfloat16, float32 or float64");
+  }
 }
 
 int64_t workspace_bytes(const ProbsView& probs, Output output, const Device& device) {

@@ -7,7 +7,7 @@
 
 #include <stdexcept>
 
-#include "rma.h"
+#include "core.h"
 #include "scores.h"  // RANKSEG_HOST_DEVICE
 
 namespace rankseg {
@@ -45,12 +45,12 @@ using value_t = std::conditional_t<std::is_same_v<Storage, double>, double, floa
 
 // Calls f(S{}) with the storage type of a probabilities dtype.
 template <class F>
-void with_storage_type(DType dtype, F&& f) {
+void with_storage_type(ProbsDType dtype, F&& f) {
   switch (dtype) {
-    case DType::float32: return f(float{});
-    case DType::float64: return f(double{});
-    case DType::float16: return f(Half{});
-    case DType::bfloat16: return f(BFloat16{});
+    case ProbsDType::float32: return f(float{});
+    case ProbsDType::float64: return f(double{});
+    case ProbsDType::float16: return f(Half{});
+    case ProbsDType::bfloat16: return f(BFloat16{});
     default: throw std::invalid_argument("probs must be float16, bfloat16, float32 or float64");
   }
 }

@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "../rma.h"
+#include "../core.h"
 #include "../values.h"
 #include "parallel.h"
 

@@ -9,7 +9,7 @@
 #include <string>
 
 #include "../exact_sum.h"
-#include "../rma.h"
+#include "../core.h"
 #include "../search.h"
 #include "../values.h"
 

@@ -14,10 +14,10 @@ namespace rankseg::cuda {
 
 namespace {
 
-int64_t storage_bytes(DType dtype) {
+int64_t storage_bytes(ProbsDType dtype) {
   switch (dtype) {
-    case DType::float64: return 8;
-    case DType::float32: return 4;
+    case ProbsDType::float64: return 8;
+    case ProbsDType::float32: return 4;
     default: return 2;
   }
 }

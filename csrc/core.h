@@ -1,11 +1,13 @@
-// The RMA solver's interface: what the bindings hand to the kernels, whichever device runs them.
+// The compiled core's interface: every entry point (RMA, the sorting solvers, expected scores, what the build
+// holds) and the types they take, whichever device runs them. dispatch.cpp defines them.
 #pragma once
 
 #include <cstdint>
 
 namespace rankseg {
 
-enum class DType : int { float32 = 0, float64 = 1, float16 = 2, bfloat16 = 3, boolean = 4, int64 = 5, uint8 = 6 };
+// The element types probabilities may have. Outputs have one type each, given by their pointer's type.
+enum class ProbsDType : int { float32 = 0, float64 = 1, float16 = 2, bfloat16 = 3 };
 enum class Metric : int { dice = 0, iou = 1 };
 enum class Unassigned : int { max_score = 0, void_label = 1 };
 enum class DeviceType : int { cpu = 0, cuda = 1 };
@@ -21,7 +23,7 @@ struct Device {
 // Probabilities laid out as (batch, classes, pixels) with element strides; nothing is assumed contiguous.
 struct ProbsView {
   const void* data;
-  DType dtype;
+  ProbsDType dtype;
   int64_t batch, classes, pixels;
   int64_t stride_b, stride_c, stride_n;
 };
@@ -81,7 +83,7 @@ void rma_multilabel(const ProbsView& probs, const RmaOptions& options, const Dev
 void rma_multiclass(const ProbsView& probs, const RmaOptions& options, Unassigned policy, int64_t void_index,
                     const Device& device, Workspace workspace, int64_t* out, int64_t* first_invalid);
 
-// The solvers that sort each class (SPEC §4), on the CPU: the exact expected Dice (Dice, any s >= 0) and
+// The solvers that sort each class, on the CPU: the exact expected Dice (Dice, any s >= 0) and
 // RankDice's approximations (Dai & Li 2023; eps is the tail mass they leave out).
 enum class Solver : int { exact = 0, ba = 1, trna = 2, ba_trna = 3 };
 struct SortedOptions {
