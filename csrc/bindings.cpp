@@ -1,5 +1,7 @@
-// rankseg._C: the compiled core. Python owns every tensor and passes plain descriptors; nothing here links
-// libtorch, so one build works with every torch version. Each descriptor is checked before use.
+// rankseg._C: the compiled core. Python owns every tensor and hands over named references to them (a TensorRef:
+// pointer, element type, device, sizes, strides); nothing here links libtorch, so one build works with every
+// torch version. The codes are the enums of core.h, exported to Python, so no code is written twice.
+// This file translates; the rules of a call are checked once, by the entry points of dispatch.cpp.
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
@@ -7,7 +9,6 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
-#include <tuple>
 #include <vector>
 
 #include "core.h"
@@ -16,14 +17,65 @@ namespace py = pybind11;
 
 namespace {
 
-// The dtype codes of rankseg._ops._DTYPE_CODES.
-enum class DType : int { float32 = 0, float64 = 1, float16 = 2, bfloat16 = 3, boolean = 4, int64 = 5, uint8 = 6 };
+// The element types a tensor crossing the boundary may have: the probabilities' and each output's.
+enum class ScalarType : int { float32, float64, float16, bfloat16, boolean, int64, uint8 };
 
-// (data_ptr, dtype code, device type, device index, sizes, strides), as built by rankseg._ops.describe().
-using Descriptor = std::tuple<uintptr_t, int, std::string, int, std::vector<int64_t>, std::vector<int64_t>>;
+// A tensor as Python describes it (rankseg._ops.TensorRef, a named tuple in this order); sizes and strides in
+// elements.
+struct TensorRef {
+  uintptr_t data = 0;
+  ScalarType dtype = ScalarType::float32;
+  rankseg::DeviceType device = rankseg::DeviceType::cpu;
+  int device_index = 0;
+  std::vector<int64_t> sizes, strides;
+};
 
-const std::vector<int64_t>& sizes_of(const Descriptor& d) { return std::get<4>(d); }
-const std::vector<int64_t>& strides_of(const Descriptor& d) { return std::get<5>(d); }
+// What a call on a CUDA device needs besides its tensors (rankseg._ops.CudaArgs): the stream it is enqueued on,
+// the workspace, and, when values are checked, the int64 the kernels report the first invalid (image, class) in.
+struct CudaArgs {
+  uintptr_t stream = 0;
+  TensorRef workspace;
+  std::optional<TensorRef> first_invalid;
+};
+
+}  // namespace
+
+namespace pybind11::detail {
+
+template <class T>
+bool load_item(handle item, T& value, bool convert) {
+  make_caster<T> caster;
+  if (!caster.load(item, convert)) return false;
+  value = cast_op<T>(std::move(caster));
+  return true;
+}
+
+template <>
+struct type_caster<TensorRef> {
+  PYBIND11_TYPE_CASTER(TensorRef, const_name("TensorRef"));
+  bool load(handle src, bool convert) {
+    if (!isinstance<tuple>(src)) return false;
+    const auto t = reinterpret_borrow<tuple>(src);
+    return t.size() == 6 && load_item(t[0], value.data, convert) && load_item(t[1], value.dtype, convert) &&
+           load_item(t[2], value.device, convert) && load_item(t[3], value.device_index, convert) &&
+           load_item(t[4], value.sizes, convert) && load_item(t[5], value.strides, convert);
+  }
+};
+
+template <>
+struct type_caster<CudaArgs> {
+  PYBIND11_TYPE_CASTER(CudaArgs, const_name("CudaArgs"));
+  bool load(handle src, bool convert) {
+    if (!isinstance<tuple>(src)) return false;
+    const auto t = reinterpret_borrow<tuple>(src);
+    return t.size() == 3 && load_item(t[0], value.stream, convert) && load_item(t[1], value.workspace, convert) &&
+           load_item(t[2], value.first_invalid, convert);
+  }
+};
+
+}  // namespace pybind11::detail
+
+namespace {
 
 std::string shape_str(const std::vector<int64_t>& sizes) {
   std::string s = "(";
@@ -31,70 +83,65 @@ std::string shape_str(const std::vector<int64_t>& sizes) {
   return s + (sizes.size() == 1 ? ",)" : ")");
 }
 
-rankseg::Device device_of(const Descriptor& d, const char* name, uintptr_t stream) {
-  const std::string& type = std::get<2>(d);
-  if (sizes_of(d).size() != strides_of(d).size())
+// The device of a tensor, with the stream of the call when it is a CUDA device.
+rankseg::Device device_of(const TensorRef& t, const char* name, const std::optional<CudaArgs>& cuda) {
+  if (t.sizes.size() != t.strides.size())
     throw std::invalid_argument(std::string(name) + ": sizes and strides differ in length");
-  if (type == "cpu") return {rankseg::DeviceType::cpu, 0, 0};
-  if (type == "cuda") return {rankseg::DeviceType::cuda, std::get<3>(d), stream};
-  throw std::invalid_argument(std::string(name) + " must be on a CPU or CUDA device, got '" + type + "'");
+  if (t.device == rankseg::DeviceType::cpu) return {};
+  return {t.device, t.device_index, cuda ? cuda->stream : 0};
 }
 
-void check_same_device(const rankseg::Device& expected, const Descriptor& d, const char* name) {
-  const rankseg::Device got = device_of(d, name, expected.stream);
-  if (got.type != expected.type || got.index != expected.index)
-    throw std::invalid_argument(std::string(name) + " must be on the same device as probs");
+rankseg::ProbsDType probs_dtype(ScalarType dtype) {
+  switch (dtype) {
+    case ScalarType::float32: return rankseg::ProbsDType::float32;
+    case ScalarType::float64: return rankseg::ProbsDType::float64;
+    case ScalarType::float16: return rankseg::ProbsDType::float16;
+    case ScalarType::bfloat16: return rankseg::ProbsDType::bfloat16;
+    default: throw std::invalid_argument("probs must be float16, bfloat16, float32 or float64");
+  }
 }
 
-rankseg::ProbsView probs_view(const Descriptor& d) {
-  const auto& sizes = sizes_of(d);
-  const auto& strides = strides_of(d);
-  if (sizes.size() != 3)
-    throw std::invalid_argument("probs must be 3-D (B, C, N), got " + std::to_string(sizes.size()) + "-D");
-  const int code = std::get<1>(d);
-  if (code < 0 || code > int(DType::bfloat16))
-    throw std::invalid_argument("probs must be float16, bfloat16, float32 or float64 (dtype code " +
-                                std::to_string(code) + ")");
-  const rankseg::ProbsView view{reinterpret_cast<const void*>(std::get<0>(d)), rankseg::ProbsDType(code), sizes[0],
-                                sizes[1], sizes[2], strides[0], strides[1], strides[2]};
-  rankseg::check_probs_view(view);
+rankseg::ProbsView probs_view(const TensorRef& t) {
+  if (t.sizes.size() != 3)
+    throw std::invalid_argument("probs must be 3-D (B, C, N), got " + std::to_string(t.sizes.size()) + "-D");
+  if (t.strides.size() != 3) throw std::invalid_argument("probs: sizes and strides differ in length");
+  const rankseg::ProbsView view{reinterpret_cast<const void*>(t.data), probs_dtype(t.dtype), t.sizes[0],
+                                t.sizes[1], t.sizes[2], t.strides[0], t.strides[1], t.strides[2]};
+  rankseg::check_probs_view(view);  // before the outputs are checked against its shape
   return view;
 }
 
-// A contiguous tensor of exactly the expected shape and dtype, on the device of probs.
-void* contiguous_ptr(const Descriptor& d, const char* name, DType dtype, const std::vector<int64_t>& expected,
+// The data of a contiguous tensor of exactly the expected shape and element type, on the device of probs.
+void* contiguous_ptr(const TensorRef& t, const char* name, ScalarType dtype, const std::vector<int64_t>& expected,
                      const rankseg::Device& device) {
-  check_same_device(device, d, name);
-  if (std::get<1>(d) != int(dtype)) throw std::invalid_argument(std::string(name) + " has the wrong dtype");
-  if (sizes_of(d) != expected)
+  const rankseg::Device got = device_of(t, name, std::nullopt);
+  if (got.type != device.type || got.index != device.index)
+    throw std::invalid_argument(std::string(name) + " must be on the same device as probs");
+  if (t.dtype != dtype) throw std::invalid_argument(std::string(name) + " has the wrong dtype");
+  if (t.sizes != expected)
     throw std::invalid_argument(std::string(name) + " must have shape " + shape_str(expected) + ", got " +
-                                shape_str(sizes_of(d)));
+                                shape_str(t.sizes));
   int64_t step = 1;
   for (size_t i = expected.size(); i-- > 0;) {
-    if (expected[i] != 1 && strides_of(d)[i] != step)
-      throw std::invalid_argument(std::string(name) + " must be contiguous");
+    if (expected[i] != 1 && t.strides[i] != step) throw std::invalid_argument(std::string(name) + " must be contiguous");
     step *= expected[i];
   }
-  return reinterpret_cast<void*>(std::get<0>(d));
+  return reinterpret_cast<void*>(t.data);
 }
 
-rankseg::Workspace workspace_of(const std::optional<Descriptor>& d, const rankseg::Device& device) {
-  if (!d) return {};
-  const auto& sizes = sizes_of(*d);
-  if (sizes.size() != 1) throw std::invalid_argument("workspace must be 1-D");
-  void* data = contiguous_ptr(*d, "workspace", DType::uint8, sizes, device);
-  if (sizes[0] > 0 && reinterpret_cast<uintptr_t>(data) % 256 != 0)
+rankseg::Workspace workspace_of(const std::optional<CudaArgs>& cuda, const rankseg::Device& device) {
+  if (!cuda) return {};
+  const TensorRef& t = cuda->workspace;
+  if (t.sizes.size() != 1) throw std::invalid_argument("workspace must be 1-D");
+  void* data = contiguous_ptr(t, "workspace", ScalarType::uint8, t.sizes, device);
+  if (t.sizes[0] > 0 && reinterpret_cast<uintptr_t>(data) % 256 != 0)
     throw std::invalid_argument("workspace must be 256-byte aligned");
-  return {data, sizes[0]};
+  return {data, t.sizes[0]};
 }
 
-int64_t* first_invalid_of(const std::optional<Descriptor>& d, const rankseg::Device& device) {
-  if (!d) return nullptr;
-  return static_cast<int64_t*>(contiguous_ptr(*d, "first_invalid", DType::int64, {1}, device));
-}
-
-rankseg::RmaOptions options(int metric, double smooth, double pruning_prob, int num_threads, int pruning = 0) {
-  return {rankseg::Metric(metric), smooth, pruning_prob, num_threads, rankseg::Pruning(pruning)};
+int64_t* first_invalid_of(const std::optional<CudaArgs>& cuda, const rankseg::Device& device) {
+  if (!cuda || !cuda->first_invalid) return nullptr;
+  return static_cast<int64_t*>(contiguous_ptr(*cuda->first_invalid, "first_invalid", ScalarType::int64, {1}, device));
 }
 
 // A solve trace for a call whose `trace` argument is a dict (CPU only), written into that dict afterwards.
@@ -125,38 +172,70 @@ class TraceRequest {
 };
 
 // The sorting solvers and expected scores run on the CPU only.
-rankseg::ProbsView cpu_probs_view(const Descriptor& d) {
-  if (device_of(d, "probs", 0).type != rankseg::DeviceType::cpu)
+rankseg::ProbsView cpu_probs_view(const TensorRef& t) {
+  if (device_of(t, "probs", std::nullopt).type != rankseg::DeviceType::cpu)
     throw std::invalid_argument("probs must be a CPU tensor for this solver");
-  return probs_view(d);
+  return probs_view(t);
+}
+
+void export_enums(py::module_& m) {
+  py::enum_<ScalarType>(m, "ScalarType", "Element types of the tensors a call takes.")
+      .value("float32", ScalarType::float32)
+      .value("float64", ScalarType::float64)
+      .value("float16", ScalarType::float16)
+      .value("bfloat16", ScalarType::bfloat16)
+      .value("boolean", ScalarType::boolean)
+      .value("int64", ScalarType::int64)
+      .value("uint8", ScalarType::uint8);
+  py::enum_<rankseg::DeviceType>(m, "DeviceType", "Where a tensor's data lives.")
+      .value("cpu", rankseg::DeviceType::cpu)
+      .value("cuda", rankseg::DeviceType::cuda);
+  py::enum_<rankseg::Metric>(m, "Metric", "The score RMA maximises.")
+      .value("dice", rankseg::Metric::dice)
+      .value("iou", rankseg::Metric::iou);
+  py::enum_<rankseg::Unassigned>(m, "Unassigned", "The label of a pixel no class selects (multiclass output).")
+      .value("max_score", rankseg::Unassigned::max_score)
+      .value("void_label", rankseg::Unassigned::void_label);
+  py::enum_<rankseg::Pruning>(m, "Pruning", "Which classes get a mask at all.")
+      .value("max_prob", rankseg::Pruning::max_prob)
+      .value("argmax", rankseg::Pruning::argmax);
+  py::enum_<rankseg::Merge>(m, "Merge", "How the multiclass merge settles a pixel several classes select, or none.")
+      .value("gain", rankseg::Merge::gain)
+      .value("probability", rankseg::Merge::probability);
+  py::enum_<rankseg::Solver>(m, "Solver", "The solvers that sort each class.")
+      .value("exact", rankseg::Solver::exact)
+      .value("ba", rankseg::Solver::ba)
+      .value("trna", rankseg::Solver::trna)
+      .value("ba_trna", rankseg::Solver::ba_trna);
+  py::enum_<rankseg::Output>(m, "Output", "What a call writes: a mask per class or a label per pixel.")
+      .value("multilabel", rankseg::Output::multilabel)
+      .value("multiclass", rankseg::Output::multiclass);
 }
 
 }  // namespace
 
 PYBIND11_MODULE(_C, m) {
   m.doc() = "Compiled RankSEG kernels.";
+  export_enums(m);
 
   m.def(
       "workspace_bytes",
-      [](const Descriptor& probs, int output) {
-        if (output != 0 && output != 1) throw std::invalid_argument("unknown output code");
-        return rankseg::workspace_bytes(probs_view(probs), rankseg::Output(output), device_of(probs, "probs", 0));
+      [](const TensorRef& probs, rankseg::Output output) {
+        return rankseg::workspace_bytes(probs_view(probs), output, device_of(probs, "probs", std::nullopt));
       },
       py::arg("probs"), py::arg("output"), "Bytes of workspace a call needs (0 on the CPU).");
 
   m.def(
       "rma_multilabel",
-      [](const Descriptor& probs, const Descriptor& out, int metric, double smooth, double pruning_prob,
-         int num_threads, uintptr_t stream, const std::optional<Descriptor>& workspace,
-         const std::optional<Descriptor>& first_invalid, const py::object& trace) {
+      [](const TensorRef& probs, const TensorRef& out, rankseg::Metric metric, double smooth, double pruning_prob,
+         int num_threads, const std::optional<CudaArgs>& cuda, const py::object& trace) {
         const rankseg::ProbsView view = probs_view(probs);
-        const rankseg::Device device = device_of(probs, "probs", stream);
-        auto* mask =
-            static_cast<bool*>(contiguous_ptr(out, "out", DType::boolean, sizes_of(probs), device));
-        const rankseg::Workspace ws = workspace_of(workspace, device);
-        int64_t* invalid = first_invalid_of(first_invalid, device);
+        const rankseg::Device device = device_of(probs, "probs", cuda);
+        auto* mask = static_cast<bool*>(contiguous_ptr(out, "out", ScalarType::boolean, probs.sizes, device));
+        const rankseg::Workspace ws = workspace_of(cuda, device);
+        int64_t* invalid = first_invalid_of(cuda, device);
         TraceRequest traced(trace, device);
-        rankseg::RmaOptions o = options(metric, smooth, pruning_prob, num_threads);
+        rankseg::RmaOptions o{metric, smooth, pruning_prob, num_threads};
         o.trace = traced.target();
         {
           py::gil_scoped_release release;
@@ -165,79 +244,76 @@ PYBIND11_MODULE(_C, m) {
         traced.write_back();
       },
       py::arg("probs"), py::arg("out"), py::arg("metric"), py::arg("smooth"), py::arg("pruning_prob"),
-      py::arg("num_threads"), py::arg("stream") = 0, py::arg("workspace") = py::none(),
-      py::arg("first_invalid") = py::none(), py::arg("trace") = py::none(),
+      py::arg("num_threads"), py::arg("cuda") = py::none(), py::arg("trace") = py::none(),
       "RMA masks (B, C, N) bool for probabilities (B, C, N); a dict `trace` receives the branches taken.");
 
   m.def(
       "rma_multiclass",
-      [](const Descriptor& probs, const Descriptor& out, int metric, double smooth, double pruning_prob,
-         int unassigned, int64_t void_index, int num_threads, uintptr_t stream,
-         const std::optional<Descriptor>& workspace, const std::optional<Descriptor>& first_invalid, int pruning,
-         const py::object& trace, int merge) {
+      [](const TensorRef& probs, const TensorRef& out, rankseg::Metric metric, double smooth, double pruning_prob,
+         rankseg::Pruning pruning, rankseg::Merge merge, rankseg::Unassigned unassigned, int64_t void_index,
+         int num_threads, const std::optional<CudaArgs>& cuda, const py::object& trace) {
         const rankseg::ProbsView view = probs_view(probs);
-        const rankseg::Device device = device_of(probs, "probs", stream);
+        const rankseg::Device device = device_of(probs, "probs", cuda);
         const std::vector<int64_t> shape{view.batch, view.pixels};
-        auto* labels = static_cast<int64_t*>(contiguous_ptr(out, "out", DType::int64, shape, device));
-        const rankseg::Workspace ws = workspace_of(workspace, device);
-        int64_t* invalid = first_invalid_of(first_invalid, device);
+        auto* labels = static_cast<int64_t*>(contiguous_ptr(out, "out", ScalarType::int64, shape, device));
+        const rankseg::Workspace ws = workspace_of(cuda, device);
+        int64_t* invalid = first_invalid_of(cuda, device);
         TraceRequest traced(trace, device);
-        rankseg::RmaOptions o = options(metric, smooth, pruning_prob, num_threads, pruning);
+        rankseg::RmaOptions o{metric, smooth, pruning_prob, num_threads, pruning};
         o.trace = traced.target();
-        o.merge = rankseg::Merge(merge);
+        o.merge = merge;
         {
           py::gil_scoped_release release;
-          rankseg::rma_multiclass(view, o, rankseg::Unassigned(unassigned), void_index, device, ws, labels, invalid);
+          rankseg::rma_multiclass(view, o, unassigned, void_index, device, ws, labels, invalid);
         }
         traced.write_back();
       },
       py::arg("probs"), py::arg("out"), py::arg("metric"), py::arg("smooth"), py::arg("pruning_prob"),
-      py::arg("unassigned"), py::arg("void_index"), py::arg("num_threads"), py::arg("stream") = 0,
-      py::arg("workspace") = py::none(), py::arg("first_invalid") = py::none(), py::arg("pruning") = 0,
-      py::arg("trace") = py::none(), py::arg("merge") = 0,
+      py::arg("pruning"), py::arg("merge"), py::arg("unassigned"), py::arg("void_index"), py::arg("num_threads"),
+      py::arg("cuda") = py::none(), py::arg("trace") = py::none(),
       "RMA label map (B, N) int64 for probabilities (B, C, N); a dict `trace` receives the branches taken.");
 
   m.def(
       "sorted_multilabel",
-      [](const Descriptor& probs, const Descriptor& out, int solver, double smooth, double pruning_prob, double eps,
-         int num_threads) {
+      [](const TensorRef& probs, const TensorRef& out, rankseg::Solver solver, double smooth, double pruning_prob,
+         double eps, int num_threads) {
         const rankseg::ProbsView view = cpu_probs_view(probs);
-        auto* mask = static_cast<bool*>(
-            contiguous_ptr(out, "out", DType::boolean, sizes_of(probs), rankseg::Device{}));
+        auto* mask = static_cast<bool*>(contiguous_ptr(out, "out", ScalarType::boolean, probs.sizes, rankseg::Device{}));
+        rankseg::SortedOptions o{solver, smooth, pruning_prob, num_threads};
+        o.eps = eps;
         py::gil_scoped_release release;
-        rankseg::sorted_multilabel(view, {rankseg::Solver(solver), smooth, pruning_prob, eps, num_threads}, mask);
+        rankseg::sorted_multilabel(view, o, mask);
       },
       py::arg("probs"), py::arg("out"), py::arg("solver"), py::arg("smooth"), py::arg("pruning_prob"),
       py::arg("eps"), py::arg("num_threads"), "Masks (B, C, N) bool of the exact, BA or TRNA solver.");
 
   m.def(
-      "sorted_multiclass",
-      [](const Descriptor& probs, const Descriptor& out, int solver, double smooth, double pruning_prob, double eps,
-         int unassigned, int64_t void_index, int num_threads, int pruning, int merge) {
+      "exact_multiclass",
+      [](const TensorRef& probs, const TensorRef& out, double smooth, double pruning_prob, rankseg::Pruning pruning,
+         rankseg::Merge merge, rankseg::Unassigned unassigned, int64_t void_index, int num_threads) {
         const rankseg::ProbsView view = cpu_probs_view(probs);
         const std::vector<int64_t> shape{view.batch, view.pixels};
-        auto* labels =
-            static_cast<int64_t*>(contiguous_ptr(out, "out", DType::int64, shape, rankseg::Device{}));
+        auto* labels = static_cast<int64_t*>(contiguous_ptr(out, "out", ScalarType::int64, shape, rankseg::Device{}));
+        rankseg::SortedOptions o{rankseg::Solver::exact, smooth, pruning_prob, num_threads, pruning};
+        o.merge = merge;
         py::gil_scoped_release release;
-        const rankseg::SortedOptions o{rankseg::Solver(solver), smooth, pruning_prob, eps, num_threads,
-                                       rankseg::Pruning(pruning), rankseg::Merge(merge)};
-        rankseg::sorted_multiclass(view, o, rankseg::Unassigned(unassigned), void_index, labels);
+        rankseg::sorted_multiclass(view, o, unassigned, void_index, labels);
       },
-      py::arg("probs"), py::arg("out"), py::arg("solver"), py::arg("smooth"), py::arg("pruning_prob"),
-      py::arg("eps"), py::arg("unassigned"), py::arg("void_index"), py::arg("num_threads"), py::arg("pruning") = 0,
-      py::arg("merge") = 0, "Label map (B, N) int64 from the exact solver's masks and the RMA merge.");
+      py::arg("probs"), py::arg("out"), py::arg("smooth"), py::arg("pruning_prob"), py::arg("pruning"),
+      py::arg("merge"), py::arg("unassigned"), py::arg("void_index"), py::arg("num_threads"),
+      "Label map (B, N) int64 from the exact solver's masks and the RMA merge.");
 
   m.def(
       "expected_scores",
-      [](const Descriptor& probs, const Descriptor& masks, const Descriptor& out, int metric, double smooth,
+      [](const TensorRef& probs, const TensorRef& masks, const TensorRef& out, rankseg::Metric metric, double smooth,
          double empty, int num_threads) {
         const rankseg::ProbsView view = cpu_probs_view(probs);
         const rankseg::Device cpu{};
-        auto* selected = static_cast<bool*>(contiguous_ptr(masks, "masks", DType::boolean, sizes_of(probs), cpu));
+        auto* selected = static_cast<bool*>(contiguous_ptr(masks, "masks", ScalarType::boolean, probs.sizes, cpu));
         const std::vector<int64_t> shape{view.batch, view.classes};
-        auto* scores = static_cast<double*>(contiguous_ptr(out, "out", DType::float64, shape, cpu));
+        auto* scores = static_cast<double*>(contiguous_ptr(out, "out", ScalarType::float64, shape, cpu));
         py::gil_scoped_release release;
-        rankseg::expected_scores(view, selected, rankseg::Metric(metric), smooth, empty, num_threads, scores);
+        rankseg::expected_scores(view, selected, metric, smooth, empty, num_threads, scores);
       },
       py::arg("probs"), py::arg("masks"), py::arg("out"), py::arg("metric"), py::arg("smooth"), py::arg("empty"),
       py::arg("num_threads"), "Exact expected Dice or IoU (B, C) float64 of masks (B, C, N) under probs (B, C, N).");

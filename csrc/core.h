@@ -90,10 +90,10 @@ struct SortedOptions {
   Solver solver;
   double smooth;
   double pruning_prob;
-  double eps;
   int num_threads;
   Pruning pruning = Pruning::max_prob;
   Merge merge = Merge::gain;  // multiclass output only
+  double eps = 0.0;           // BA, TRNA and BA+TRNA only: the tail mass their approximations leave out
 };
 void sorted_multilabel(const ProbsView& probs, const SortedOptions& options, bool* out);
 void sorted_multiclass(const ProbsView& probs, const SortedOptions& options, Unassigned policy, int64_t void_index,

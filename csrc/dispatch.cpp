@@ -33,7 +33,9 @@ void check_max_prob_pruning(Pruning pruning) {
 
 void check_multiclass(const ProbsView& probs, Unassigned policy, int64_t void_index) {
   if (probs.classes < 2)
-    throw std::invalid_argument("multiclass output needs C >= 2 classes, got C = " + std::to_string(probs.classes));
+    throw std::invalid_argument("output_mode='multiclass' needs at least 2 classes (C >= 2), got probs with C = " +
+                                std::to_string(probs.classes) +
+                                "; use output_mode='multilabel' or give two channels (background, foreground)");
   if (probs.classes > std::numeric_limits<int32_t>::max())  // the merges keep class indices in 32 bits
     throw std::invalid_argument("multiclass output supports C < 2^31 classes, got C = " +
                                 std::to_string(probs.classes));
@@ -46,7 +48,9 @@ void check_multiclass(const ProbsView& probs, Unassigned policy, int64_t void_in
 
 void check_device(const Device& device) {
   if (device.type == DeviceType::cpu) return;
-  if (device.type != DeviceType::cuda) throw std::invalid_argument("unknown device type code");
+  if (device.type != DeviceType::cuda)
+    throw std::invalid_argument("probs must be on a CPU or CUDA device, got device type code " +
+                                std::to_string(int(device.type)));
   if (!cuda_compiled())
     throw std::invalid_argument("this build of rankseg has no CUDA kernels; CUDA tensors are computed on the CPU");
   if (device.index < 0) throw std::invalid_argument("CUDA device index must be >= 0");
@@ -152,7 +156,7 @@ void check_sorted_options(const SortedOptions& o) {
   check_options({Metric::dice, o.smooth, o.pruning_prob, o.num_threads, o.pruning});
   check_merge(o.merge);
   if (int(o.solver) < 0 || int(o.solver) > int(Solver::ba_trna)) throw std::invalid_argument("unknown solver code");
-  if (!(o.eps > 0.0 && o.eps < 1.0)) throw std::invalid_argument("eps must lie in (0, 1), got " + std::to_string(o.eps));
+  if (o.solver != Solver::exact && !(o.eps > 0.0 && o.eps < 1.0)) throw std::invalid_argument("eps must lie in (0, 1), got " + std::to_string(o.eps));
 }
 
 }  // namespace

@@ -181,7 +181,12 @@ def test_numpy_scalars_are_accepted():
     assert torch.equal(a, rankseg.rankseg(PROBS, smooth=0.5, pruning_prob=0.25))
 
 
+DEVICE_TYPES = {"cpu": _C.DeviceType.cpu, "cuda": _C.DeviceType.cuda}
+
+
 def describe(t, **override):
+    """A reference to t for rankseg._C, with fields overridden: dtype by its code, device by its name (a name of
+    no device type the core knows becomes an unknown code)."""
     d = {
         "ptr": t.data_ptr(),
         "dtype": 0,
@@ -191,7 +196,16 @@ def describe(t, **override):
         "strides": tuple(t.stride()),
     }
     d.update(override)
+    d["dtype"] = _C.ScalarType(d["dtype"])
+    d["device"] = DEVICE_TYPES.get(d["device"], _C.DeviceType(len(DEVICE_TYPES)))
     return tuple(d.values())
+
+
+def multiclass(probs, out, metric=0, smooth=0.0, pruning_prob=0.5, unassigned=0, void_index=255, num_threads=1):
+    """rankseg._C.rma_multiclass with codes given as integers (an unknown one included)."""
+    pruning, merge = _C.Pruning.max_prob, _C.Merge.gain
+    metric, unassigned = _C.Metric(metric), _C.Unassigned(unassigned)
+    _C.rma_multiclass(probs, out, metric, smooth, pruning_prob, pruning, merge, unassigned, void_index, num_threads)
 
 
 @pytest.mark.parametrize(
@@ -214,7 +228,7 @@ def test_compiled_core_checks_what_it_is_given(probs_override, out_override, mes
     out = torch.empty(2, 3, 72, dtype=torch.bool)
     out_d = describe(out, **{"dtype": 4, **out_override})
     with pytest.raises(ValueError, match=message):
-        _C.rma_multilabel(describe(x, **probs_override), out_d, 0, 0.0, 0.5, 1)
+        _C.rma_multilabel(describe(x, **probs_override), out_d, _C.Metric.dice, 0.0, 0.5, 1)
 
 
 def test_compiled_core_checks_options():
@@ -222,18 +236,18 @@ def test_compiled_core_checks_options():
     out = torch.empty(2, 72, dtype=torch.int64)
     args = (describe(x), describe(out, dtype=5))
     with pytest.raises(ValueError, match="smooth"):
-        _C.rma_multiclass(*args, 0, -1.0, 0.5, 0, 255, 1)
+        multiclass(*args, smooth=-1.0)
     with pytest.raises(ValueError, match="pruning_prob"):
-        _C.rma_multiclass(*args, 0, 0.0, 2.0, 0, 255, 1)
+        multiclass(*args, pruning_prob=2.0)
     with pytest.raises(ValueError, match="void_index"):
-        _C.rma_multiclass(*args, 0, 0.0, 0.5, 1, 1, 1)
+        multiclass(*args, unassigned=1, void_index=1)
     with pytest.raises(ValueError, match="metric"):
-        _C.rma_multiclass(*args, 7, 0.0, 0.5, 0, 255, 1)
+        multiclass(*args, metric=7)
     with pytest.raises(ValueError, match="num_threads"):
-        _C.rma_multiclass(*args, 0, 0.0, 0.5, 0, 255, 0)
+        multiclass(*args, num_threads=0)
     many = describe(x, sizes=(1, 2**31, 1), strides=(0, 0, 0))  # one value seen as 2^31 classes
     with pytest.raises(ValueError, match=r"C < 2\^31"):
-        _C.rma_multiclass(many, describe(torch.empty(1, 1, dtype=torch.int64), dtype=5), 0, 0.0, 0.5, 0, 255, 1)
+        multiclass(many, describe(torch.empty(1, 1, dtype=torch.int64), dtype=5))
 
 
 def test_compiled_core_checks_the_cuda_call_before_launching():
@@ -241,7 +255,7 @@ def test_compiled_core_checks_the_cuda_call_before_launching():
     no GPU is touched, so this runs anywhere."""
     x = PROBS.reshape(2, 3, 72).contiguous()
     out = torch.empty(2, 3, 72, dtype=torch.bool)
-    args = (describe(x, device="cuda"), describe(out, dtype=4, device="cuda"), 0, 0.0, 0.5, 1)
+    args = (describe(x, device="cuda"), describe(out, dtype=4, device="cuda"), _C.Metric.dice, 0.0, 0.5, 1)
     message = "workspace needs" if _C.cuda_compiled() else "no CUDA kernels"
     with pytest.raises(ValueError, match=message):
         _C.rma_multilabel(*args)

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from rankseg import RankSEG, metrics
 from rankseg import calibration as cal
+from rankseg._solvers import merged_by_probability
 from rankseg.fitting import ClassReport, FittedRankSEG, load
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -524,7 +525,7 @@ def test_compiled_merge_by_probability_equals_its_composition(classes, seed, dty
     if solver == "exact" and kwargs.get("metric") == "iou":
         kwargs = {}
     segmenter = RankSEG(solver=solver, merge="prob", **kwargs)
-    assert torch.equal(segmenter(probs), segmenter._merged_by_probability(probs, True))
+    assert torch.equal(segmenter(probs), merged_by_probability(segmenter.options, probs, True))
 
 
 def dataset_score(pred, truth, classes, metric):

@@ -18,6 +18,7 @@ from test_rma import active_flags
 
 import rankseg
 from rankseg import _C
+from rankseg._solvers import merged_by_probability
 
 pytestmark = pytest.mark.fuzz
 FUZZ = settings(deadline=None, suppress_health_check=list(HealthCheck), database=None)
@@ -78,7 +79,7 @@ def test_valid_inputs_match_the_reference(case):
         assert_labels_optimal(probs, labels, masks, active, case["metric"], case["smooth"], case["policy"], 255)
         # The merge by probability (the default merge): the core's against its composition from the masks.
         by_probability = rankseg.RankSEG(**common, **extra, merge="prob", pruning="max_prob")
-        assert torch.equal(by_probability(probs), by_probability._merged_by_probability(probs, True))
+        assert torch.equal(by_probability(probs), merged_by_probability(by_probability.options, probs, True))
     assert torch.equal(probs, before) and probs.stride() == strides
 
 
@@ -177,16 +178,18 @@ def test_compiled_core_rejects_inconsistent_calls(case):
     before = x.clone()
     sizes = tuple(max(0, s - d) for s, d in zip(x.shape, case["shrink"]))[: case["ndim"]]
     strides = tuple(st_ * sign for st_, sign in zip(x.stride(), case["stride_sign"]))[: case["ndim"]]
-    probs = (x.data_ptr(), case["dtype"], case["device"], case["index"], sizes, strides)
+    device = {"cpu": _C.DeviceType.cpu, "cuda": _C.DeviceType.cuda}.get(case["device"], _C.DeviceType(2))
+    probs = (x.data_ptr(), _C.ScalarType(case["dtype"]), device, case["index"], sizes, strides)
     multiclass = case["multiclass"]
     out = torch.zeros(2, 12, dtype=torch.int64) if multiclass else torch.zeros(2, 3, 12, dtype=torch.bool)
     out_sizes = tuple(s + case["out_shape_delta"] if i == 0 else s for i, s in enumerate(out.shape))
     out_sizes = tuple(min(s, t) for s, t in zip(out_sizes, out.shape))  # never larger than the allocation
-    out_d = (out.data_ptr(), case["out_dtype"], "cpu", 0, out_sizes, tuple(out.stride()))
-    options = (case["metric"], case["smooth"], case["pruning_prob"])
+    out_d = (out.data_ptr(), _C.ScalarType(case["out_dtype"]), _C.DeviceType.cpu, 0, out_sizes, tuple(out.stride()))
+    options = (_C.Metric(case["metric"]), case["smooth"], case["pruning_prob"])
     try:
         if multiclass:
-            _C.rma_multiclass(probs, out_d, *options, case["policy"], 255, case["threads"])
+            merge = (_C.Pruning.max_prob, _C.Merge.gain, _C.Unassigned(case["policy"]))
+            _C.rma_multiclass(probs, out_d, *options, *merge, 255, case["threads"])
         else:
             _C.rma_multilabel(probs, out_d, *options, case["threads"])
     except (ValueError, TypeError, RuntimeError) as error:

@@ -38,7 +38,7 @@ def test_num_threads_is_an_argument_of_every_solver():
 
 
 class ThreadsSeen:
-    """Records the thread count each call hands to a compiled kernel (its last positional argument)."""
+    """Records the thread count each call hands to a compiled kernel (by its position)."""
 
     def __init__(self, monkeypatch, *names):
         self.seen: list[int] = []
@@ -47,7 +47,7 @@ class ThreadsSeen:
             monkeypatch.setattr(_C, name, self.spy(kernel, name))
 
     def spy(self, kernel, name):
-        position = {"rma_multiclass": 7, "rma_multilabel": 5, "sorted_multiclass": 8, "sorted_multilabel": 6}[name]
+        position = {"rma_multiclass": 9, "rma_multilabel": 5, "exact_multiclass": 8, "sorted_multilabel": 6}[name]
 
         def call(*args, **kwargs):
             self.seen.append(args[position])
@@ -59,7 +59,7 @@ class ThreadsSeen:
 @pytest.mark.parametrize("kwargs", [{}, {"output_mode": "multilabel"}, {"solver": "exact"}], ids=["mc", "ml", "exact"])
 def test_small_inputs_run_on_the_calling_thread(threads, monkeypatch, kwargs):
     torch.set_num_threads(2)
-    spy = ThreadsSeen(monkeypatch, "rma_multiclass", "rma_multilabel", "sorted_multiclass")
+    spy = ThreadsSeen(monkeypatch, "rma_multiclass", "rma_multilabel", "exact_multiclass")
     tiny = make_probs("softmax", (1, 2, 4, 4), seed=0)
     rankseg.rankseg(tiny, **kwargs)
     rankseg.rankseg(tiny, num_threads=2, **kwargs)

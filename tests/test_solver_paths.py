@@ -9,7 +9,7 @@ import torch
 from conftest import assert_masks_optimal
 
 from rankseg import _C
-from rankseg._ops import _describe
+from rankseg._boundary import tensor_ref
 
 PIXELS = 2**20 + 4097  # two chunks of the CPU core: with two threads and one class, the chunks are shared
 
@@ -29,10 +29,13 @@ def solve_traced(probs: torch.Tensor, metric: int, smooth: float, threads: int, 
     trace: dict = {}
     if multiclass:
         out = torch.empty(probs.shape[0], probs.shape[2], dtype=torch.int64)
-        _C.rma_multiclass(_describe(probs), _describe(out), metric, smooth, 0.0, 0, -1, threads, trace=trace)
+        merge = (_C.Pruning.max_prob, _C.Merge.gain, _C.Unassigned.max_score)
+        _C.rma_multiclass(
+            tensor_ref(probs), tensor_ref(out), _C.Metric(metric), smooth, 0.0, *merge, -1, threads, trace=trace
+        )
     else:
         out = torch.empty(probs.shape, dtype=torch.bool)
-        _C.rma_multilabel(_describe(probs), _describe(out), metric, smooth, 0.0, threads, trace=trace)
+        _C.rma_multilabel(tensor_ref(probs), tensor_ref(out), _C.Metric(metric), smooth, 0.0, threads, trace=trace)
     return out, trace
 
 
@@ -86,4 +89,4 @@ def test_trace_must_be_a_dict():
     probs = torch.rand(1, 1, 10)
     out = torch.empty(probs.shape, dtype=torch.bool)
     with pytest.raises(TypeError, match="trace must be a dict"):
-        _C.rma_multilabel(_describe(probs), _describe(out), 0, 0.0, 0.0, 1, trace=[])
+        _C.rma_multilabel(tensor_ref(probs), tensor_ref(out), _C.Metric.dice, 0.0, 0.0, 1, trace=[])

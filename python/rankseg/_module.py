@@ -4,7 +4,8 @@ the settings as attributes, so ``torch.jit.script`` and ``torch.jit.save`` keep 
 # No `from __future__ import annotations`: TorchScript reads the attribute annotations below as types.
 import torch
 
-from ._options import SORTING_SOLVERS, Options
+from . import _solvers
+from ._options import Options
 
 
 class RankSEGModule(torch.nn.Module):
@@ -32,20 +33,12 @@ class RankSEGModule(torch.nn.Module):
 
     def __init__(self, options: Options, check_values: bool = True) -> None:
         super().__init__()
-        multiclass = options.output_mode == "multiclass"
-        if options.solver == "RMA":
-            self.route = "rma_multiclass" if multiclass else "rma_multilabel"
-        elif options.solver in SORTING_SOLVERS:
-            self.route = "sorted_multiclass" if multiclass else "sorted_multilabel"
-        elif options.solver == "TR":
-            self.route = "threshold"
-        else:
-            self.route = "argmax" if multiclass else "argmax_one_hot"
+        self.route = _solvers.route(options).module_route
         self.metric = options.metric
         self.solver = options.solver
         self.smooth = options.smooth
         self.pruning_prob = options.pruning_prob
-        self.unassigned_policy, self.void_index = options.core_policy()
+        self.unassigned_policy, self.void_index = _solvers.core_policy(options)
         self.fill_unselected = options.unassigned_policy == "argmax"
         self.pruning = options.pruning
         self.merge = options.merge

@@ -1,9 +1,10 @@
 """The compiled kernels as torch custom ops, so they work under torch.compile, export and fake tensors.
 
-Each op views probs (B, C, *spatial) as (B, C, N), allocates the output (and, on CUDA, the workspace) with
-torch and hands plain descriptors (pointer, dtype code, device, sizes, strides) and the current CUDA stream to
-``rankseg._C``. Eager calls on plain CPU/CUDA tensors skip the dispatcher and run the same function directly:
-a custom op's first call imports torch._dynamo, which takes about a second.
+Each op's implementation makes one ``rankseg._C`` call: a :class:`CoreCall` views probs (B, C, *spatial) as
+(B, C, N), allocates the output (and, on CUDA, the workspace) with torch and hands over named references to
+them (``_boundary.TensorRef``) with the current CUDA stream. Eager calls on plain CPU/CUDA tensors skip the
+dispatcher and run the same function directly: a custom op's first call imports torch._dynamo, which takes
+about a second.
 """
 
 from __future__ import annotations
@@ -17,22 +18,19 @@ from typing import Optional
 import torch
 
 from . import _C, _build
-from ._options import with_value_range
+from ._boundary import (
+    MERGES,
+    METRICS,
+    OUTPUT_TYPES,
+    PRUNING,
+    SORTING_SOLVERS,
+    UNASSIGNED,
+    CudaArgs,
+    TensorRef,
+    tensor_ref,
+)
+from ._probs import with_value_range
 
-_DTYPE_CODES = {
-    torch.float32: 0,
-    torch.float64: 1,
-    torch.float16: 2,
-    torch.bfloat16: 3,
-    torch.bool: 4,
-    torch.int64: 5,
-    torch.uint8: 6,
-}
-_METRIC_CODES = {"dice": 0, "iou": 1}
-_POLICY_CODES = {"max_score": 0, "void": 1}
-_PRUNING_CODES = {"max_prob": 0, "argmax": 1}
-_MERGE_CODES = {"gain": 0, "prob": 1}
-_MULTILABEL, _MULTICLASS = 0, 1
 _warned_host_fallback = False
 # Calls on fewer probabilities than these run on the calling thread. Measured on two cores (test_threads in
 # benchmarks/bench_small_calls.py), two threads first beat one at about 8k probabilities for multilabel RMA and
@@ -40,13 +38,6 @@ _warned_host_fallback = False
 # a parallel region whose other thread waits for a busy core costs milliseconds, however small the call.
 RMA_SERIAL_BELOW = 16384
 SORTED_SERIAL_BELOW = 512
-
-
-def _describe(t: torch.Tensor) -> tuple:
-    if t.is_cpu:  # without building a torch.device (about 0.4 us, a tenth of a small call's Python)
-        return (t.data_ptr(), _DTYPE_CODES[t.dtype], "cpu", 0, tuple(t.shape), tuple(t.stride()))
-    index = t.device.index if t.device.index is not None else 0
-    return (t.data_ptr(), _DTYPE_CODES[t.dtype], t.device.type, index, tuple(t.shape), tuple(t.stride()))
 
 
 def _on_gpu(probs: torch.Tensor) -> bool:
@@ -81,33 +72,67 @@ def _as_bcn(probs: torch.Tensor, gpu: bool) -> torch.Tensor:
     return x if x.shape[2] == 1 or x.stride(2) == 1 else x.contiguous()
 
 
-class _GpuCall:
-    """Workspace, stream and the invalid-value report of one CUDA call."""
+class CoreCall:
+    """One call of the compiled core, used as ``with CoreCall(...) as call: _C.kernel(call.probs, call.out, ...,
+    call.cuda)``: probs as (B, C, N) on the device that solves it (the host for host-only kernels, or when the
+    CUDA kernels cannot take it), the output, and on CUDA the workspace, stream and invalid-value report. An
+    invalid-value error gains the range of the values; ``result`` is the output on the device of probs."""
 
-    def __init__(self, x: torch.Tensor, output: int, check_values: bool):
-        if check_values and torch.cuda.is_current_stream_capturing():
-            raise ValueError(
-                "checking probs for NaN or values outside [0, 1] reads a flag back from the GPU, which CUDA graph "
-                "capture does not allow; pass check_values=False when capturing"
-            )
-        self.workspace = torch.empty(_C.workspace_bytes(_describe(x), output), dtype=torch.uint8, device=x.device)
-        self.first_invalid = torch.empty(1, dtype=torch.int64, device=x.device) if check_values else None
-        self.stream = torch.cuda.current_stream(x.device).cuda_stream
+    def __init__(self, probs: torch.Tensor, output: _C.Output, host_only: bool, check_values: bool = True):
+        gpu = not host_only and _on_gpu(probs)
+        x = _as_bcn(probs, gpu)
+        b, c, n = x.shape
+        self._x, self._input_device = x, probs.device if probs.is_cuda and not gpu else None
+        self.probs = tensor_ref(x)
+        sizes: tuple[int, ...]
+        strides: tuple[int, ...]
+        if output == _C.Output.multiclass:  # int64 labels (B, *spatial), seen as (B, N)
+            self._out = x.new_empty(probs.shape[:1] + probs.shape[2:], dtype=torch.int64)
+            sizes, strides = (b, n), (n, 1)
+        else:  # bool masks (B, C, *spatial), seen as (B, C, N)
+            self._out = x.new_empty(probs.shape, dtype=torch.bool)
+            sizes, strides = (b, c, n), (c * n, n, 1)
+        # out is fresh and contiguous: its reference is written directly, which saves a view op per call
+        self.out = TensorRef(
+            self._out.data_ptr(), OUTPUT_TYPES[output], self.probs.device, self.probs.device_index, sizes, strides
+        )
+        self.cuda: Optional[CudaArgs] = None
+        self._first_invalid: Optional[torch.Tensor] = None
+        if gpu:
+            if check_values and torch.cuda.is_current_stream_capturing():
+                raise ValueError(
+                    "checking probs for NaN or values outside [0, 1] reads a flag back from the GPU, which CUDA "
+                    "graph capture does not allow; pass check_values=False when capturing"
+                )
+            workspace = torch.empty(_C.workspace_bytes(self.probs, output), dtype=torch.uint8, device=x.device)
+            if check_values and b > 0:  # with no image the kernels write no report
+                self._first_invalid = torch.empty(1, dtype=torch.int64, device=x.device)
+            invalid = None if self._first_invalid is None else tensor_ref(self._first_invalid)
+            self._workspace = workspace  # kept alive for the call
+            self.cuda = CudaArgs(torch.cuda.current_stream(x.device).cuda_stream, tensor_ref(workspace), invalid)
 
-    def kwargs(self) -> dict:
-        invalid = None if self.first_invalid is None else _describe(self.first_invalid)
-        return {"stream": self.stream, "workspace": _describe(self.workspace), "first_invalid": invalid}
+    def threads(self, num_threads: Optional[int], serial_below: int) -> int:
+        """The CPU threads this call uses (see threads_for)."""
+        return threads_for(self._x.numel(), num_threads, serial_below)
 
-    def raise_if_invalid(self, classes: int) -> None:
-        if self.first_invalid is None:
-            return
-        slab = int(self.first_invalid.item())  # waits for the kernels: the one host synchronisation
-        if slab >= 0:
-            image, cls = divmod(slab, classes)
-            raise ValueError(
-                f"probs must contain only finite values in [0, 1]; image {image}, class {cls} has NaN, "
-                "infinity or a value outside [0, 1]"
-            )
+    def __enter__(self) -> CoreCall:
+        return self
+
+    def __exit__(self, kind, error, traceback) -> None:
+        if isinstance(error, ValueError):
+            raise with_value_range(error, self._x) from None
+        if error is None and self._first_invalid is not None:
+            index = int(self._first_invalid.item())  # waits for the kernels: the one host synchronisation
+            if index >= 0:
+                image, cls = divmod(index, self._x.shape[1])
+                raise ValueError(
+                    f"probs must contain only finite values in [0, 1]; image {image}, class {cls} has NaN, "
+                    "infinity or a value outside [0, 1]"
+                )
+
+    @property
+    def result(self) -> torch.Tensor:
+        return self._out if self._input_device is None else self._out.to(self._input_device)
 
 
 def argmax_labels(probs: torch.Tensor) -> torch.Tensor:
@@ -165,38 +190,6 @@ def refuse_tracing(name: str) -> None:
         )
 
 
-def rma_multilabel(
-    probs: torch.Tensor,
-    metric: str,
-    smooth: float,
-    pruning_prob: float,
-    check_values: bool = True,
-    num_threads: Optional[int] = None,
-) -> torch.Tensor:
-    """RMA masks, bool of the same shape as probs (B, C, *spatial)."""
-    op = multilabel_op if through_dispatcher(probs) else _multilabel
-    return op(probs, metric, smooth, pruning_prob, check_values, num_threads)
-
-
-def rma_multiclass(
-    probs: torch.Tensor,
-    metric: str,
-    smooth: float,
-    pruning_prob: float,
-    unassigned_policy: str,
-    void_index: int,
-    check_values: bool = True,
-    pruning: str = "max_prob",
-    merge: str = "gain",
-    num_threads: Optional[int] = None,
-) -> torch.Tensor:
-    """RMA label map, int64 of shape (B, *spatial)."""
-    op = multiclass_op if through_dispatcher(probs) else _multiclass
-    return op(
-        probs, metric, smooth, pruning_prob, unassigned_policy, void_index, check_values, pruning, merge, num_threads
-    )
-
-
 # A process forked from one that ran OpenMP inherits none of its threads, and OpenMP work there waits forever
 # (datasets' num_proc, multiprocessing's default start on Linux): forked children solve on the calling thread.
 _forked = False
@@ -219,49 +212,6 @@ def threads_for(elements: int, num_threads: Optional[int], serial_below: int) ->
     return torch.get_num_threads() if num_threads is None else num_threads
 
 
-def _solve(
-    probs: torch.Tensor,
-    output: int,
-    kernel,
-    options: tuple,
-    check_values: bool,
-    host_only: bool,
-    num_threads: Optional[int],
-    serial_below: int,
-    cpu_tail: tuple = (),
-) -> torch.Tensor:
-    """Runs kernel(probs as (B, C, N), out, *options, threads) on the device that takes the call (the CPU for a
-    host-only kernel), the CPU call followed by the arguments `cpu_tail`. Returns out on the device of probs:
-    int64 labels (B, *spatial) for _MULTICLASS output, which the kernel sees as (B, N), or bool masks
-    (B, C, *spatial), seen as (B, C, N)."""
-    gpu = not host_only and _on_gpu(probs)
-    x = _as_bcn(probs, gpu)
-    b, c, n = x.shape
-    sizes: tuple[int, ...]
-    strides: tuple[int, ...]
-    if output == _MULTICLASS:
-        out = x.new_empty(probs.shape[:1] + probs.shape[2:], dtype=torch.int64)
-        sizes, strides = (b, n), (n, 1)
-    else:
-        out = x.new_empty(probs.shape, dtype=torch.bool)
-        sizes, strides = (b, c, n), (c * n, n, 1)
-    if b > 0:
-        probs_arg = _describe(x)
-        # out is fresh and contiguous: its descriptor is written directly, which saves a view op per call
-        out_arg = (out.data_ptr(), _DTYPE_CODES[out.dtype], probs_arg[2], probs_arg[3], sizes, strides)
-        args = (probs_arg, out_arg, *options, threads_for(x.numel(), num_threads, serial_below))
-        try:
-            if gpu:
-                call = _GpuCall(x, output, check_values)
-                kernel(*args, **call.kwargs())
-                call.raise_if_invalid(c)
-            else:
-                kernel(*args, *cpu_tail)
-        except ValueError as e:
-            raise with_value_range(e, x) from None
-    return out.to(probs.device) if probs.is_cuda and not gpu else out
-
-
 def _multilabel(
     probs: torch.Tensor,
     metric: str,
@@ -270,8 +220,11 @@ def _multilabel(
     check_values: bool,
     num_threads: Optional[int] = None,
 ) -> torch.Tensor:
-    options = (_METRIC_CODES[metric], smooth, pruning_prob)
-    return _solve(probs, _MULTILABEL, _C.rma_multilabel, options, check_values, False, num_threads, RMA_SERIAL_BELOW)
+    """RMA masks, bool of the same shape as probs (B, C, *spatial)."""
+    with CoreCall(probs, _C.Output.multilabel, False, check_values) as call:
+        threads = call.threads(num_threads, RMA_SERIAL_BELOW)
+        _C.rma_multilabel(call.probs, call.out, METRICS[metric], smooth, pruning_prob, threads, call.cuda)
+    return call.result
 
 
 def _multiclass(
@@ -286,46 +239,24 @@ def _multiclass(
     merge: str,  # no default: torch 2.4 custom ops take defaults of int, float, bool and None only
     num_threads: Optional[int] = None,
 ) -> torch.Tensor:
-    options = (_METRIC_CODES[metric], smooth, pruning_prob, _POLICY_CODES[unassigned_policy], void_index)
+    """RMA labels, int64 (B, *spatial)."""
     host_only = pruning != "max_prob" or merge != "gain"  # computed by the CPU kernels only
-    # pruning and merge come after stream, workspace, first_invalid (and trace), by position: matching keywords
-    # costs pybind11 about 1.5 us a call. Elsewhere they are the defaults, (0, 0).
-    tail = (0, None, None, _PRUNING_CODES[pruning], None, _MERGE_CODES[merge]) if host_only else ()
-    return _solve(
-        probs, _MULTICLASS, _C.rma_multiclass, options, check_values, host_only, num_threads, RMA_SERIAL_BELOW, tail
-    )
-
-
-_SOLVER_CODES = {"exact": 0, "BA": 1, "TRNA": 2, "BA+TRNA": 3}
-
-
-def sorted_multilabel(
-    probs: torch.Tensor,
-    solver: str,
-    smooth: float,
-    pruning_prob: float,
-    eps: float,
-    num_threads: Optional[int] = None,
-) -> torch.Tensor:
-    """Masks of a solver that sorts each class (exact, BA, TRNA, BA+TRNA), bool (B, C, *spatial); on the CPU."""
-    op = sorted_multilabel_op if through_dispatcher(probs) else _sorted_multilabel
-    return op(probs, solver, smooth, pruning_prob, eps, num_threads)
-
-
-def sorted_multiclass(
-    probs: torch.Tensor,
-    solver: str,
-    smooth: float,
-    pruning_prob: float,
-    unassigned_policy: str,
-    void_index: int,
-    pruning: str = "max_prob",
-    merge: str = "gain",
-    num_threads: Optional[int] = None,
-) -> torch.Tensor:
-    """Labels (B, *spatial) from a sorting solver's masks merged as RMA merges its own; on the CPU."""
-    op = sorted_multiclass_op if through_dispatcher(probs) else _sorted_multiclass
-    return op(probs, solver, smooth, pruning_prob, unassigned_policy, void_index, pruning, merge, num_threads)
+    with CoreCall(probs, _C.Output.multiclass, host_only, check_values) as call:
+        threads = call.threads(num_threads, RMA_SERIAL_BELOW)
+        _C.rma_multiclass(
+            call.probs,
+            call.out,
+            METRICS[metric],
+            smooth,
+            pruning_prob,
+            PRUNING[pruning],
+            MERGES[merge],
+            UNASSIGNED[unassigned_policy],
+            void_index,
+            threads,
+            call.cuda,
+        )
+    return call.result
 
 
 def _sorted_multilabel(
@@ -336,8 +267,11 @@ def _sorted_multilabel(
     eps: float,
     num_threads: Optional[int] = None,
 ) -> torch.Tensor:
-    options = (_SOLVER_CODES[solver], smooth, pruning_prob, eps)
-    return _solve(probs, _MULTILABEL, _C.sorted_multilabel, options, True, True, num_threads, SORTED_SERIAL_BELOW)
+    """Masks of a solver that sorts each class (exact, BA, TRNA, BA+TRNA), bool (B, C, *spatial); on the CPU."""
+    with CoreCall(probs, _C.Output.multilabel, True) as call:
+        threads = call.threads(num_threads, SORTED_SERIAL_BELOW)
+        _C.sorted_multilabel(call.probs, call.out, SORTING_SOLVERS[solver], smooth, pruning_prob, eps, threads)
+    return call.result
 
 
 def _sorted_multiclass(
@@ -351,19 +285,44 @@ def _sorted_multiclass(
     merge: str,
     num_threads: Optional[int] = None,
 ) -> torch.Tensor:
-    eps = 0.5  # BA/TRNA's tail mass, checked by the core but unused: only the exact solver is multiclass
-    options = (_SOLVER_CODES[solver], smooth, pruning_prob, eps, _POLICY_CODES[unassigned_policy], void_index)
-    tail = (_PRUNING_CODES[pruning], _MERGE_CODES[merge])  # by position, as in _multiclass
-    return _solve(probs, _MULTICLASS, _C.sorted_multiclass, options, True, True, num_threads, SORTED_SERIAL_BELOW, tail)
+    """Labels (B, *spatial) from the exact solver's masks merged as RMA merges its own; on the CPU."""
+    if solver != "exact":
+        raise ValueError(f"multiclass output of the sorting solvers is the exact solver's only, got {solver!r}")
+    with CoreCall(probs, _C.Output.multiclass, True) as call:
+        threads = call.threads(num_threads, SORTED_SERIAL_BELOW)
+        _C.exact_multiclass(
+            call.probs,
+            call.out,
+            smooth,
+            pruning_prob,
+            PRUNING[pruning],
+            MERGES[merge],
+            UNASSIGNED[unassigned_policy],
+            void_index,
+            threads,
+        )
+    return call.result
 
 
-def _custom_op(name: str, impl, out_shape, out_dtype):
+def _expected_scores(
+    probs: torch.Tensor, masks: torch.Tensor, metric: str, smooth: float, empty: float
+) -> torch.Tensor:
+    """The exact expected Dice or IoU, float64 (B, C), of bool masks (B, C, N) under probs (B, C, N) on the CPU."""
+    x, m = probs.contiguous(), masks.contiguous()
+    out = torch.empty(x.shape[:2], dtype=torch.float64)
+    if x.shape[0] and x.shape[2]:
+        threads = threads_for(x.numel(), None, SORTED_SERIAL_BELOW)
+        _C.expected_scores(tensor_ref(x), tensor_ref(m), tensor_ref(out), METRICS[metric], smooth, empty, threads)
+    return out
+
+
+def _custom_op(name: str, impl, fake, vmap: bool = True):
     """The registered op for impl, with a fake that gives only the output's shape (torch.compile, export, meta)."""
     # Resolved annotations: torch < 2.5 cannot read the strings that `from __future__ import annotations` leaves.
     impl.__annotations__ = typing.get_type_hints(impl)
     op = torch.library.custom_op(f"rankseg::{name}", impl, mutates_args=())
-    op.register_fake(lambda probs, *args: probs.new_empty(out_shape(probs), dtype=out_dtype))
-    if hasattr(op, "register_vmap"):  # torch >= 2.5
+    op.register_fake(fake)
+    if vmap and hasattr(op, "register_vmap"):  # torch >= 2.5
         op.register_vmap(functools.partial(_fold_vmapped_dim, op))
     return op
 
@@ -380,15 +339,39 @@ def _fold_vmapped_dim(op, info, in_dims, probs, *args):
     return out.reshape(v, b, *out.shape[1:]), 0
 
 
-def _masks_shape(probs):
-    return probs.shape
+def _fake_masks(probs, *args):
+    return probs.new_empty(probs.shape, dtype=torch.bool)
 
 
-def _labels_shape(probs):
-    return (probs.shape[0], *probs.shape[2:])
+def _fake_labels(probs, *args):
+    return probs.new_empty((probs.shape[0], *probs.shape[2:]), dtype=torch.int64)
 
 
-multilabel_op = _custom_op("rma_multilabel", _multilabel, _masks_shape, torch.bool)
-multiclass_op = _custom_op("rma_multiclass", _multiclass, _labels_shape, torch.int64)
-sorted_multilabel_op = _custom_op("sorted_multilabel", _sorted_multilabel, _masks_shape, torch.bool)
-sorted_multiclass_op = _custom_op("sorted_multiclass", _sorted_multiclass, _labels_shape, torch.int64)
+def _fake_scores(probs, *args):
+    return probs.new_empty(probs.shape[:2], dtype=torch.float64)
+
+
+multilabel_op = _custom_op("rma_multilabel", _multilabel, _fake_masks)
+multiclass_op = _custom_op("rma_multiclass", _multiclass, _fake_labels)
+sorted_multilabel_op = _custom_op("sorted_multilabel", _sorted_multilabel, _fake_masks)
+sorted_multiclass_op = _custom_op("sorted_multiclass", _sorted_multiclass, _fake_labels)
+# Two tensor inputs: the batching rule above folds probs' dim only.
+expected_scores_op = _custom_op("expected_scores", _expected_scores, _fake_scores, vmap=False)
+
+
+def _dispatched(op, impl):
+    """The entry point of one op: the registered op where the call must pass the dispatcher, else impl itself."""
+
+    def call(probs: torch.Tensor, *args):
+        return (op if through_dispatcher(probs) else impl)(probs, *args)
+
+    call.__doc__ = impl.__doc__
+    return call
+
+
+# Every argument is given, by position, in the op's order (see the implementations above).
+rma_multilabel = _dispatched(multilabel_op, _multilabel)
+rma_multiclass = _dispatched(multiclass_op, _multiclass)
+sorted_multilabel = _dispatched(sorted_multilabel_op, _sorted_multilabel)
+sorted_multiclass = _dispatched(sorted_multiclass_op, _sorted_multiclass)
+expected_scores = _dispatched(expected_scores_op, _expected_scores)

@@ -9,35 +9,24 @@ import math
 import numbers
 import warnings
 from dataclasses import dataclass
+from typing import get_args
 
-import torch
+from . import _solvers, _types
 
-METRICS = {"dice": "dice", "iou": "iou", "acc": "acc", "accuracy": "acc"}
-OUTPUT_MODES = ("multiclass", "multilabel")
-SOLVERS = ("RMA", "BA", "TRNA", "BA+TRNA", "exact", "argmax", "TR")
-
-# Solvers per (metric, output_mode), in the order they are listed to the user.
-SUPPORTED_SOLVERS = {
-    ("dice", "multiclass"): ("RMA", "exact"),
-    ("dice", "multilabel"): ("RMA", "BA", "TRNA", "BA+TRNA", "exact"),
-    ("iou", "multiclass"): ("RMA",),
-    ("iou", "multilabel"): ("RMA",),
-    ("acc", "multiclass"): ("argmax",),
-    ("acc", "multilabel"): ("argmax", "TR"),
-}
-SORTING_SOLVERS = ("exact", "BA", "TRNA", "BA+TRNA")
-UNASSIGNED_POLICIES = ("max_score", "void", "argmax")
-UNSELECTED = -1  # the compiled merge's label for pixels no class selects, under unassigned_policy="argmax"
+# The public spellings, from the types of the public API; "accuracy" is another name of "acc".
+METRICS = {name: "acc" if name == "accuracy" else name for name in get_args(_types.Metric)}
+OUTPUT_MODES = get_args(_types.OutputMode)
+SOLVERS = tuple(solver.name for solver in _solvers.SOLVERS)
+UNASSIGNED_POLICIES = get_args(_types.UnassignedPolicy)
 # rankseg 0.0.x's choice of an inexact fast path; ours is always exact, so it is accepted, checked and ignored.
 SAFE_SCREENING = (True, False, "auto")
-PRUNING_RULES = ("max_prob", "argmax")
+PRUNING_RULES = get_args(_types.Pruning)
 # How multiclass RMA and exact turn per-class masks into labels: "gain" (the compiled merge: a pixel claimed by
 # several classes, or by none, goes to the largest incremental score) or "prob" (to the most probable class
 # among those claiming it, and an unclaimed pixel to its argmax class).
-MERGE_RULES = ("gain", "prob")
+MERGE_RULES = get_args(_types.Merge)
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 INT32_MAX = 2**31 - 1
-FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
 
 def _describe(value: object) -> str:
@@ -97,24 +86,10 @@ class Options:
     merge: str = "gain"
     num_threads: int | None = None  # None: torch.get_num_threads() at each call
 
-    def core_policy(self) -> tuple[str, int]:
-        """The policy and void index the compiled merge receives: under "argmax" it labels the pixels no class
-        selects UNSELECTED, and they take their argmax class afterwards."""
-        if self.unassigned_policy == "argmax":
-            return "void", UNSELECTED
-        return self.unassigned_policy, self.void_index
-
 
 def allowed_solver_params(solver: str, output_mode: str) -> tuple[str, ...]:
-    if solver == "RMA" and output_mode == "multiclass":
-        return ("unassigned_policy", "void_index", "pruning", "merge", "safe_screening")
-    if solver == "exact" and output_mode == "multiclass":
-        return ("unassigned_policy", "void_index", "pruning", "merge")
-    if solver == "RMA":
-        return ("safe_screening",)
-    if solver in ("BA", "TRNA", "BA+TRNA"):
-        return ("eps",)
-    return ()
+    route = _solvers.BY_NAME[solver].routes.get(output_mode)
+    return () if route is None else route.params
 
 
 ARGUMENTS = ("metric", "smooth", "output_mode", "solver", "pruning_prob", "num_threads")
@@ -175,13 +150,13 @@ def _parse(metric, smooth, output_mode, solver, pruning_prob, num_threads, *para
     """parse_options' work: the settings, and the warnings to give each time they are asked for."""
     solver_params = dict(zip(params[::2], params[1::2]))
     notes: tuple[str, ...] = ()
-    metric = METRICS[_choice("metric", metric, ("dice", "iou", "acc", "accuracy"))]
+    metric = METRICS[_choice("metric", metric, tuple(METRICS))]
     output_mode = _choice("output_mode", output_mode, OUTPUT_MODES)
     solver = _choice("solver", solver, SOLVERS)
     smooth = _real("smooth", smooth, 0.0, math.inf, open_high=True)
     pruning_prob = _real("pruning_prob", pruning_prob, 0.0, 1.0)
 
-    supported = SUPPORTED_SOLVERS[(metric, output_mode)]
+    supported = _solvers.supported(metric, output_mode)
     if solver not in supported:
         raise ValueError(
             f"solver={solver!r} does not support metric={metric!r} with output_mode={output_mode!r}; "
@@ -215,64 +190,15 @@ def _parse(metric, smooth, output_mode, solver, pruning_prob, num_threads, *para
     if "eps" in solver_params:
         extra["eps"] = _real("eps", solver_params["eps"], 0.0, 1.0, open_low=True, open_high=True)
 
-    if output_mode == "multiclass" and solver in ("RMA", "exact"):
-        # The multiclass defaults, chosen on trained networks (docs/quality.md): keep every class argmax predicts,
-        # and settle pixels claimed by several classes (or none) by probability. They never lost more than 0.2
-        # Dice points to argmax there; the incremental-score merge gains more where probabilities are calibrated
-        # and lost up to 0.7 where they were not. RankSEG.fit chooses between them on labelled data.
-        if "pruning" not in extra and pruning_prob != 0.5:
-            notes += (
-                f"pruning_prob={pruning_prob:g} has no effect with the multiclass default pruning='argmax'; pass "
-                "pruning='max_prob' to prune by the largest probability",
-            )
-        extra.setdefault("pruning", "argmax")
-        extra.setdefault("merge", "prob")
+    defaults = _solvers.BY_NAME[solver].routes[output_mode].defaults
+    if "pruning" in defaults and "pruning" not in extra and pruning_prob != 0.5:
+        notes += (
+            f"pruning_prob={pruning_prob:g} has no effect with the multiclass default pruning="
+            f"{defaults['pruning']!r}; pass pruning='max_prob' to prune by the largest probability",
+        )
+    extra = {**defaults, **extra}
     return Options(metric, smooth, output_mode, solver, pruning_prob, **extra), notes  # type: ignore[arg-type]
 
 
 # typed: 1, 1.0 and True are equal keys, but not equally valid values (void_index=True is refused).
 _parse_seen = functools.lru_cache(maxsize=64, typed=True)(_parse)
-
-
-def check_probs(probs: object) -> None:
-    """Checks type, dtype, device and shape; values are checked where they are read."""
-    if not isinstance(probs, torch.Tensor):
-        raise TypeError(f"probs must be a torch.Tensor of shape (B, C, *spatial), got {type(probs).__name__}")
-    if probs.dtype not in FLOAT_DTYPES:
-        raise TypeError(
-            f"probs must be float16, bfloat16, float32 or float64, got {probs.dtype}; pass softmax or sigmoid "
-            "probabilities"
-        )
-    if not (probs.is_cpu or probs.is_cuda or probs.is_meta):  # flags: probs.device builds an object each time
-        raise ValueError(f"probs must be on a CPU or CUDA device, got {probs.device}")
-    shape = probs.shape
-    if len(shape) < 3:
-        raise ValueError(
-            f"probs must have shape (B, C, *spatial) with at least one spatial dim, got shape {tuple(shape)}"
-        )
-    if min(shape[1:]) < 1:
-        raise ValueError(f"probs must have C >= 1 and every spatial size >= 1, got shape {tuple(shape)}")
-
-
-def check_value_range(probs: torch.Tensor) -> None:
-    """Values must be finite and in [0, 1] (for solvers that do not check them in the compiled core)."""
-    if probs.numel() and not bool(((probs >= 0) & (probs <= 1)).all()):
-        error = ValueError("probs must contain only finite values in [0, 1]; found NaN, infinity or a value outside")
-        raise with_value_range(error, probs)
-
-
-def with_value_range(error: ValueError, x: torch.Tensor) -> ValueError:
-    """The core's invalid-value error with the range of the values, which tells logits from a stray NaN (read
-    only on this error path)."""
-    message = str(error)
-    if "finite values in [0, 1]" not in message:
-        return error
-    finite = x[torch.isfinite(x)]
-    if finite.numel():
-        lo, hi = float(finite.min()), float(finite.max())
-        message += f"; the finite values span [{lo:g}, {hi:g}]"
-        if lo < 0 or hi > 1:
-            message += ", which looks like logits: apply softmax (multiclass) or sigmoid (multilabel) first"
-    if finite.numel() < x.numel():
-        message += f"; {x.numel() - finite.numel()} values are NaN or infinite"
-    return ValueError(message)

@@ -7,9 +7,10 @@ from typing import TYPE_CHECKING, Any, overload
 
 import torch
 
-from . import _arrays, _ops
+from . import _arrays, _solvers
 from ._module import RankSEGModule
-from ._options import SORTING_SOLVERS, UNSELECTED, Options, check_probs, check_value_range, parse_options
+from ._options import Options, parse_options
+from ._probs import check_probs
 from ._types import Metric, OutputMode, Solver, SupportsDLPack
 
 if TYPE_CHECKING:
@@ -72,6 +73,7 @@ class RankSEG:
             metric, smooth, output_mode, solver, pruning_prob, solver_params, num_threads
         )
         self._solver_params = {name: getattr(self.options, name) for name in solver_params}
+        self._route = _solvers.route(self.options)
         if self.options.solver == "argmax" and self.options.output_mode == "multilabel":
             warnings.warn(
                 "solver='argmax' with output_mode='multilabel' returns one-hot masks of the argmax labels",
@@ -150,92 +152,19 @@ class RankSEG:
     def _predict(self, probs: torch.Tensor, check_values: bool) -> torch.Tensor:
         if not isinstance(check_values, bool):
             raise TypeError(f"check_values must be a bool, got {type(check_values).__name__} {check_values!r}")
-        o = self.options
         if torch.jit.is_tracing():
             # Under torch.jit.trace sizes are traced values, and these checks see the example's shape only; the
             # compiled core checks the shape of every call again, so the traced graph loses nothing.
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", torch.jit.TracerWarning)
-                self._check_shape(probs)
+                check_probs(probs)
         else:
-            self._check_shape(probs)
-        classes = probs.shape[1]
-
+            check_probs(probs)
         # Nothing records a gradient: the compiled core is outside autograd, and the tensor code reads a detached
         # input.
         if probs.requires_grad:
             probs = probs.detach()
-        if o.merge == "prob" and o.solver == "RMA" and _ops.gpu_kernels_take(probs):
-            # The CUDA kernels have no merge by probability: compose it from their masks, on the GPU.
-            return self._merged_by_probability(probs, check_values)
-        policy, void_index = o.core_policy()
-        if o.solver == "RMA" and o.output_mode == "multiclass":
-            labels = _ops.rma_multiclass(
-                probs,
-                o.metric,
-                o.smooth,
-                o.pruning_prob,
-                policy,
-                void_index,
-                check_values,
-                o.pruning,
-                o.merge,
-                o.num_threads,
-            )
-            return self._filled(probs, labels)
-        if o.solver == "RMA":
-            return _ops.rma_multilabel(probs, o.metric, o.smooth, o.pruning_prob, check_values, o.num_threads)
-        if o.solver in SORTING_SOLVERS and o.output_mode == "multiclass":
-            labels = _ops.sorted_multiclass(
-                probs, o.solver, o.smooth, o.pruning_prob, policy, void_index, o.pruning, o.merge, o.num_threads
-            )
-            return self._filled(probs, labels)
-        if o.solver in SORTING_SOLVERS:
-            return _ops.sorted_multilabel(probs, o.solver, o.smooth, o.pruning_prob, o.eps, o.num_threads)
-        if check_values and not _ops.through_dispatcher(probs):  # fake and meta tensors: shapes only
-            check_value_range(probs)
-        if o.solver == "TR":
-            return probs > 0.5
-        labels = probs.argmax(dim=1)
-        if o.output_mode == "multiclass":
-            return labels
-        return torch.nn.functional.one_hot(labels, classes).movedim(-1, 1).bool()
-
-    def _filled(self, probs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        if self.options.unassigned_policy != "argmax":
-            return labels
-        return _ops.fill_unselected(probs, labels, UNSELECTED)
-
-    def _merged_by_probability(self, probs: torch.Tensor, check_values: bool) -> torch.Tensor:
-        """merge="prob": each class's own mask, then a pixel claimed by several classes goes to the most probable
-        of them, and an unclaimed pixel to its argmax class (or to void_index under unassigned_policy="void")."""
-        o = self.options
-        by_winners = o.pruning == "argmax"
-        cut = 0.0 if by_winners else o.pruning_prob  # argmax pruning: no class is emptied by its maximum
-        if o.solver == "RMA":
-            masks = _ops.rma_multilabel(probs, o.metric, o.smooth, cut, check_values, o.num_threads)
-        else:
-            masks = _ops.sorted_multilabel(probs, o.solver, o.smooth, cut, o.eps, o.num_threads)
-        winners = _ops.argmax_labels(probs)
-        if by_winners:  # keep the classes that win the argmax at some pixel of the image
-            b, c = probs.shape[:2]
-            won = torch.zeros(b, c, dtype=torch.bool, device=probs.device)
-            won.scatter_(1, winners.reshape(b, -1), True)
-            masks = masks & won.view(b, c, *([1] * (probs.dim() - 2)))
-        claimed = _ops.argmax_labels(torch.where(masks, probs, -1.0))
-        fill = torch.full_like(winners, o.void_index) if o.unassigned_policy == "void" else winners
-        return torch.where(masks.any(dim=1), claimed, fill)
-
-    def _check_shape(self, probs: torch.Tensor) -> None:
-        check_probs(probs)
-        o, classes = self.options, probs.shape[1]
-        if o.output_mode == "multiclass" and classes == 1:
-            raise ValueError(
-                "output_mode='multiclass' needs at least 2 classes, got probs with C = 1; use "
-                "output_mode='multilabel' or give two channels (background, foreground)"
-            )
-        if o.unassigned_policy == "void" and 0 <= o.void_index < classes:
-            raise ValueError(f"void_index must lie outside [0, C) = [0, {classes}), got {o.void_index}")
+        return self._route.solve(self.options, probs, check_values)
 
     def fit(
         self,
@@ -287,19 +216,20 @@ class RankSEG:
     def __repr__(self) -> str:
         o = self.options
         extra = ""
-        if o.solver in ("RMA", "exact") and o.output_mode == "multiclass":
-            extra = f", unassigned_policy={o.unassigned_policy!r}"
-            if o.unassigned_policy == "void":
-                extra += f", void_index={o.void_index}"
-            if o.pruning != "max_prob":
-                extra += f", pruning={o.pruning!r}"
-            if o.merge != "gain":
-                extra += f", merge={o.merge!r}"
-        elif o.solver in ("BA", "TRNA", "BA+TRNA"):
-            extra = f", eps={o.eps}"
+        for name in self._route.params:
+            value = getattr(o, name)
+            if name == "safe_screening" or value == _QUIET.get(name):
+                continue
+            if name == "void_index" and o.unassigned_policy != "void":
+                continue
+            extra += f", {name}={value!r}"
         if o.num_threads is not None:
             extra += f", num_threads={o.num_threads}"
         return (
             f"RankSEG(metric={o.metric!r}, smooth={o.smooth}, output_mode={o.output_mode!r}, "
             f"solver={o.solver!r}, pruning_prob={o.pruning_prob}{extra})"
         )
+
+
+# Solver parameters __repr__ leaves out at these values.
+_QUIET = {"pruning": "max_prob", "merge": "gain"}

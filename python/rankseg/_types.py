@@ -1,5 +1,6 @@
 """The string options of the public API, as types (the canonical spellings; the functions also accept other
-capitalisations and surrounding spaces), and the arrays it takes beside torch tensors."""
+capitalisations and surrounding spaces), and the arrays it takes beside torch tensors. Option parsing takes its
+lists of choices from these types."""
 
 from __future__ import annotations
 
@@ -7,9 +8,9 @@ from typing import Any, Literal, Protocol, Union
 
 Metric = Literal["dice", "iou", "acc", "accuracy"]
 OutputMode = Literal["multiclass", "multilabel"]
-Solver = Literal["RMA", "exact", "BA", "TRNA", "BA+TRNA", "argmax", "TR"]
+Solver = Literal["RMA", "BA", "TRNA", "BA+TRNA", "exact", "argmax", "TR"]
 RankDiceSolver = Literal["BA", "TRNA", "BA+TRNA"]
-UnassignedPolicy = Literal["max_score", "void"]
+UnassignedPolicy = Literal["max_score", "void", "argmax"]
 Pruning = Literal["max_prob", "argmax"]
 Merge = Literal["gain", "prob"]
 SafeScreening = Union[bool, Literal["auto"]]

@@ -26,7 +26,7 @@ from collections.abc import Iterable
 
 import torch
 
-from ._options import check_value_range
+from ._probs import check_value_range
 
 __all__ = ["Temperature", "VectorScaling", "Binning", "CALIBRATORS", "ece", "from_dict"]
 

@@ -32,6 +32,8 @@ import torch
 from . import calibration as cal
 from ._counting import score
 from ._ops import argmax_labels
+from ._probs import check_probs
+from ._solvers import check_multiclass
 
 __all__ = ["FittedRankSEG", "fit", "load"]
 
@@ -274,7 +276,9 @@ class FittedRankSEG:
             raise ValueError(f"this RankSEG was fitted on {len(self.rankseg_classes)} classes, probs has {c}")
         multiclass = self.mode == "multiclass"
         if not self.rankseg_classes.any():  # the baseline won: no solve at all
-            self.segmenter._check_shape(probs)
+            check_probs(probs)
+            if multiclass:
+                check_multiclass(self.segmenter.options, probs)
             return argmax_labels(probs) if multiclass else probs > 0.5
         calibrated = self.calibrator(probs) if self.calibrator is not None else probs
         decided = self.segmenter.predict(calibrated, check_values=check_values)

@@ -24,10 +24,10 @@ import numbers
 
 import torch
 
-from . import _C, _counting
+from . import _counting, _ops
 from ._accumulator import Accumulator
 from ._counting import as_masks
-from ._ops import SORTED_SERIAL_BELOW, _describe, refuse_tracing, threads_for
+from ._ops import refuse_tracing
 from ._types import ExpectedMethod, Reduction
 
 __all__ = ["dice", "iou", "confusion_counts", "Accumulator", "expected_dice", "expected_iou"]
@@ -135,13 +135,7 @@ def _expected(metric: str, probs, pred, smooth, empty_score, method, samples, ge
     m = masks.cpu().reshape(p.shape)
     if method == "exact":
         p = p if p.dtype in (torch.float16, torch.bfloat16, torch.float32, torch.float64) else p.double()
-        p = p.contiguous()
-        out = torch.empty(p.shape[:2], dtype=torch.float64)
-        if p.shape[0] and p.shape[2]:
-            threads = threads_for(p.numel(), None, SORTED_SERIAL_BELOW)
-            code = 0 if metric == "dice" else 1
-            _C.expected_scores(_describe(p), _describe(m.contiguous()), _describe(out), code, s, empty, threads)
-        return out
+        return _ops.expected_scores(p, m, metric, s, empty)
     if method == "enumerate":
         return _enumerated(metric, p.double(), m, s, empty)
     if method == "monte_carlo":
