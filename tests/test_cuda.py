@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import DTYPES, make_probs, rma_cases
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from probability_inputs import DTYPES, make_probs, rma_cases
 
 import rankseg
 

@@ -7,7 +7,7 @@ import json
 
 import pytest
 import torch
-from conftest import CUDA
+from devices import CUDA
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import CUDA
+from devices import CUDA
 
 import rankseg
 from rankseg.fitting import ClassReport, FittedRankSEG, load

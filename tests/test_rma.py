@@ -4,19 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import (
-    DTYPES,
-    GAIN_MERGE,
-    KINDS,
-    LAYOUTS,
-    as_bcn,
-    assert_labels_optimal,
-    assert_masks_optimal,
-    make_probs,
-    rma_cases,
-)
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from optimality import GAIN_MERGE, as_bcn, assert_labels_optimal, assert_masks_optimal
+from probability_inputs import DTYPES, KINDS, LAYOUTS, make_probs, rma_cases
 
 import rankseg
 

@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 import reference
 import torch
-from conftest import GAIN_MERGE, as_bcn, assert_labels_optimal, make_probs
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from optimality import GAIN_MERGE, as_bcn, assert_labels_optimal
+from probability_inputs import make_probs
 
 import rankseg
 from rankseg import metrics
