@@ -16,6 +16,13 @@ def as_bcn(t: torch.Tensor) -> torch.Tensor:
     return t.reshape(t.shape[0], t.shape[1], -1) if t.shape[0] else t.reshape(0, t.shape[1], math.prod(t.shape[2:]))
 
 
+def active_flags(probs, pruning_prob):
+    p = as_bcn(probs).to(torch.float64)
+    if p.shape[0] == 0:
+        return torch.zeros(p.shape[:2], dtype=torch.bool)
+    return p.amax(2) > pruning_prob
+
+
 def assert_masks_optimal(probs, masks, metric, smooth, pruning_prob):
     """Each class mask equals the sorted reference, or is a top set with the same optimal score (ties)."""
     p = as_bcn(probs).to(torch.float64)

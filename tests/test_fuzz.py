@@ -13,9 +13,8 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from optimality import GAIN_MERGE, assert_labels_optimal, assert_masks_optimal
+from optimality import GAIN_MERGE, active_flags, assert_labels_optimal, assert_masks_optimal
 from probability_inputs import DTYPES, LAYOUTS, laid_out, make_probs
-from test_rma import active_flags
 
 import rankseg
 from rankseg import _C
