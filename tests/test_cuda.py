@@ -5,17 +5,14 @@ from __future__ import annotations
 
 import pytest
 import torch
+from devices import needs_cuda
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from probability_inputs import DTYPES, make_probs, rma_cases
 
 import rankseg
 
-_INFO = rankseg.build_info()
-pytestmark = pytest.mark.skipif(
-    not rankseg.cuda_available(),
-    reason="needs CUDA kernels and a GPU (compiled in: {cuda_compiled}, GPUs: {cuda_devices})".format(**_INFO),
-)
+pytestmark = needs_cuda
 
 cases = rma_cases(max_side=40)
 
