@@ -1,4 +1,6 @@
-"""Plain float64 PyTorch reference of SPEC §3: full sort, cumulative sums, first argmax. Slow and obvious."""
+"""Plain float64 PyTorch reference of the RMA rule (per class: full sort, cumulative sums of the sorted
+probabilities, first argmax of the volume scores) and of the RMA merge (each pixel to the eligible class whose
+score it raises most). Slow and obvious."""
 
 from __future__ import annotations
 
@@ -56,7 +58,8 @@ def multilabel(probs: torch.Tensor, metric: str, smooth: float, pruning_prob: fl
 
 
 def gains(p: torch.Tensor, mu: torch.Tensor, n: torch.Tensor, m: torch.Tensor, metric: str, smooth: float):
-    """Incremental score of giving each pixel (row of p: one class) to that class; SPEC §3 literally."""
+    """Incremental score of giving each pixel (row of p: one class) to that class: the RMA merge's gain, its
+    formula written out as is."""
     s = smooth
     if metric == "dice" and s == 0:
         d = n + mu + 1

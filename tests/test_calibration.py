@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from conftest import CUDA
+from devices import DEVICES
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.optimize import isotonic_regression
@@ -360,7 +360,7 @@ def test_to_dict_json_roundtrip_gives_identical_outputs(mode, kind):
         cal.from_dict({"kind": "platt"})
 
 
-@pytest.mark.parametrize("device", ["cpu", *CUDA])
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("mode", ["multiclass", "multilabel"])
 @pytest.mark.parametrize("kind", ["temperature", "vector", "binning"])
 def test_apply_keeps_shape_device_and_input(mode, kind, device):

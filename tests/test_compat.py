@@ -191,7 +191,7 @@ def test_logits_outputs_in_other_forms(convert, sizes):
 
 
 def test_detr_mapping_needs_the_model_type_which_a_config_or_dict_gives():
-    from test_transformers import model_run
+    from tiny_transformers import model_run
 
     model, outputs = model_run("detr")
     expected = hf.restore_semantic_probs(outputs, target_sizes=[(30, 30)] * 3)
@@ -224,7 +224,7 @@ def test_restored_probabilities_carry_gradients_and_postprocess_records_none():
 
 
 def test_sam_4d_pred_masks_are_one_prompt_per_image():
-    from test_sam import sam1_outputs, sam2_outputs
+    from tiny_sam import sam1_outputs, sam2_outputs
 
     kwargs = {
         "original_sizes": [(100, 120), (80, 60), (100, 120)],
@@ -253,7 +253,7 @@ def test_sam_4d_pred_masks_are_one_prompt_per_image():
 
 
 def test_sam3_empty_batch():
-    from test_sam import sam3_outputs
+    from tiny_sam import sam3_outputs
 
     outputs = sam3_outputs()
     empty = type(outputs)(**{k: v[:0] if isinstance(v, torch.Tensor) else v for k, v in outputs.items()})

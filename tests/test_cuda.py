@@ -5,17 +5,14 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import DTYPES, make_probs, rma_cases
+from devices import needs_cuda
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from probability_inputs import DTYPES, make_probs, rma_cases
 
 import rankseg
 
-_INFO = rankseg.build_info()
-pytestmark = pytest.mark.skipif(
-    not rankseg.cuda_available(),
-    reason="needs CUDA kernels and a GPU (compiled in: {cuda_compiled}, GPUs: {cuda_devices})".format(**_INFO),
-)
+pytestmark = needs_cuda
 
 cases = rma_cases(max_side=40)
 
@@ -200,7 +197,7 @@ def assert_gpu_solution(probs_gpu, probs_cpu, masks_gpu, **rankseg_kwargs):
 @pytest.mark.parametrize("name", ["segformer", "mask2former", "detr"])
 def test_transformers_postprocess_on_gpu(name):
     hf = pytest.importorskip("rankseg.integration.transformers")
-    from test_transformers import model_run
+    from tiny_transformers import model_run
 
     model, outputs = model_run(name)
     sizes = [(70, 90), (64, 64), (70, 90)]
@@ -213,7 +210,7 @@ def test_transformers_postprocess_on_gpu(name):
 
 
 def test_sam_adapters_on_gpu():
-    from test_sam import sam1_outputs, sam2_outputs, sam3_outputs
+    from tiny_sam import sam1_outputs, sam2_outputs, sam3_outputs
 
     from rankseg.integration import sam
 

@@ -7,7 +7,7 @@ import json
 
 import pytest
 import torch
-from conftest import CUDA
+from devices import DEVICES
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -497,7 +497,7 @@ def test_merge_prob_differs_from_merge_gain_and_resolves_overlaps():
     assert torch.equal(got[unclaimed], probs.argmax(1)[unclaimed])
 
 
-@pytest.mark.parametrize("device", ["cpu", *CUDA])
+@pytest.mark.parametrize("device", DEVICES)
 def test_merge_prob_on_the_device_of_its_input(device):
     probs, _ = multiclass_split(4, 51)
     seg = RankSEG(merge="prob", pruning="argmax")

@@ -11,10 +11,10 @@ import math
 import numpy as np
 import pytest
 import torch
-from conftest import DTYPES, GAIN_MERGE, LAYOUTS, assert_labels_optimal, assert_masks_optimal, laid_out, make_probs
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_rma import active_flags
+from optimality import GAIN_MERGE, active_flags, assert_labels_optimal, assert_masks_optimal
+from probability_inputs import DTYPES, LAYOUTS, laid_out, make_probs
 
 import rankseg
 from rankseg import _C

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import CUDA
+from devices import DEVICES
 
 import rankseg
 from rankseg.fitting import ClassReport, FittedRankSEG, load
@@ -195,7 +195,7 @@ def test_argmax_and_threshold_solvers_return_exactly_what_asdiscrete_returns(our
 # ---- RankSEG's decisions, metadata and device ----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("device", ["cpu", *CUDA])
+@pytest.mark.parametrize("device", DEVICES)
 def test_multiclass_labels_are_rankseg_with_metadata_and_device(device):
     x = meta_tensor(logits()).to(device)
     out = Compose([Activations(softmax=True), RankSEG(metric="iou", dtype=torch.uint8)])(x)
@@ -206,7 +206,7 @@ def test_multiclass_labels_are_rankseg_with_metadata_and_device(device):
     assert_same_metadata(out, x)
 
 
-@pytest.mark.parametrize("device", ["cpu", *CUDA])
+@pytest.mark.parametrize("device", DEVICES)
 def test_multilabel_masks_after_sigmoid_are_rankseg_with_metadata_and_device(device):
     x = meta_tensor(logits(seed=1) - 1).to(device)
     out = Compose([Activations(sigmoid=True), RankSEG(metric="dice", output_mode="multilabel")])(x)

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 import torch
-from conftest import make_probs
+from probability_inputs import make_probs
 
 import rankseg
 from rankseg import _ops

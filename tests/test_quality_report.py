@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import load_benchmark
+from benchmark_modules import load_benchmark
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -4,7 +4,7 @@ method scored, the tables written between the markers. Needs the quality extra (
 from __future__ import annotations
 
 import pytest
-from conftest import load_benchmark
+from benchmark_modules import load_benchmark
 
 pytest.importorskip("monai")
 pytest.importorskip("skimage")

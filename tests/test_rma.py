@@ -4,30 +4,14 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import (
-    DTYPES,
-    GAIN_MERGE,
-    KINDS,
-    LAYOUTS,
-    as_bcn,
-    assert_labels_optimal,
-    assert_masks_optimal,
-    make_probs,
-    rma_cases,
-)
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from optimality import GAIN_MERGE, active_flags, as_bcn, assert_labels_optimal, assert_masks_optimal
+from probability_inputs import DTYPES, KINDS, LAYOUTS, make_probs, rma_cases
 
 import rankseg
 
 cases = rma_cases(max_side=9)
-
-
-def active_flags(probs, pruning_prob):
-    p = as_bcn(probs).to(torch.float64)
-    if p.shape[0] == 0:
-        return torch.zeros(p.shape[:2], dtype=torch.bool)
-    return p.amax(2) > pruning_prob
 
 
 @settings(max_examples=300, deadline=None)

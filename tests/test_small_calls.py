@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import make_probs
+from probability_inputs import make_probs
 
 import rankseg
 from rankseg import _C, _ops

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import assert_masks_optimal
+from optimality import assert_masks_optimal
 
 from rankseg import _C
 from rankseg._boundary import tensor_ref

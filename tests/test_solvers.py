@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 import reference
 import torch
-from conftest import GAIN_MERGE, as_bcn, assert_labels_optimal, make_probs
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from optimality import GAIN_MERGE, as_bcn, assert_labels_optimal
+from probability_inputs import make_probs
 
 import rankseg
 from rankseg import metrics
@@ -162,7 +163,8 @@ def test_sorting_solvers_take_every_dtype_and_layout(solver, dtype, layout):
 
 
 def test_exact_multiclass_merges_the_exact_masks():
-    """Multiclass exact labels are the RMA merge (SPEC §3) of the exact solver's per-class masks."""
+    """Multiclass exact labels are the RMA merge (each pixel to the eligible class whose score it raises most;
+    tests/reference.py's merge) of the exact solver's per-class masks."""
     probs = make_probs("softmax", (2, 4, 9, 11), seed=3, dtype=torch.float64)
     masks = rankseg.rankseg(probs, output_mode="multilabel", solver="exact", pruning_prob=0.2)
     active = as_bcn(probs).amax(2) > 0.2
