@@ -70,7 +70,7 @@ def laid_out(x: torch.Tensor, layout: str) -> torch.Tensor:
     if layout == "channels_last":
         return x.movedim(1, -1).contiguous().movedim(-1, 1)
     if layout == "strided":
-        wide = torch.zeros(*x.shape[:-1], x.shape[-1] * 2, dtype=x.dtype)
+        wide = torch.zeros(*x.shape[:-1], x.shape[-1] * 2, dtype=x.dtype, device=x.device)
         wide[..., ::2] = x
         return wide[..., ::2]
     return x

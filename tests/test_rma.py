@@ -4,36 +4,40 @@ from __future__ import annotations
 
 import pytest
 import torch
+from devices import DEVICES
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from optimality import GAIN_MERGE, active_flags, as_bcn, assert_labels_optimal, assert_masks_optimal
-from probability_inputs import DTYPES, KINDS, LAYOUTS, make_probs, rma_cases
+from probability_inputs import DTYPES, KINDS, LAYOUTS, laid_out, make_probs, rma_cases
 
 import rankseg
 
 cases = rma_cases(max_side=9)
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @settings(max_examples=300, deadline=None)
 @given(cases)
-def test_multilabel_matches_reference(case):
+def test_multilabel_matches_reference(device, case):
     probs = make_probs(case["kind"], case["shape"], case["seed"], case["dtype"], case["layout"])
-    masks = rankseg.rankseg(probs, case["metric"], case["smooth"], "multilabel", pruning_prob=case["pruning_prob"])
+    solve = rankseg.RankSEG(case["metric"], case["smooth"], "multilabel", pruning_prob=case["pruning_prob"])
+    masks = solve(probs.to(device)).cpu()
     assert masks.shape == probs.shape and masks.dtype == torch.bool
     assert_masks_optimal(probs, masks, case["metric"], case["smooth"], case["pruning_prob"])
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @settings(max_examples=300, deadline=None)
 @given(
     cases.filter(lambda c: c["shape"][1] >= 2), st.sampled_from(["max_score", "void"]), st.sampled_from([255, -1, 7])
 )
-def test_multiclass_matches_reference(case, policy, void_index):
+def test_multiclass_matches_reference(device, case, policy, void_index):
     probs = make_probs(case["kind"], case["shape"], case["seed"], case["dtype"], case["layout"])
     common = {"metric": case["metric"], "smooth": case["smooth"], "pruning_prob": case["pruning_prob"]}
     extra = {"unassigned_policy": policy, "void_index": void_index} if policy == "void" else {}
-    labels = rankseg.rankseg(probs, output_mode="multiclass", **common, **extra, **GAIN_MERGE)
+    labels = rankseg.rankseg(probs.to(device), output_mode="multiclass", **common, **extra, **GAIN_MERGE).cpu()
     assert labels.shape == (probs.shape[0], *probs.shape[2:]) and labels.dtype == torch.int64
-    masks = rankseg.rankseg(probs, output_mode="multilabel", **common)
+    masks = rankseg.rankseg(probs.to(device), output_mode="multilabel", **common).cpu()
     assert_masks_optimal(probs, masks, case["metric"], case["smooth"], case["pruning_prob"])
     assert_labels_optimal(
         probs,
@@ -81,29 +85,32 @@ def test_band_too_large_to_copy(dtype, metric, smooth):
     assert_masks_optimal(probs, masks, metric, smooth, 0.5)
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("mode", ["multiclass", "multilabel"])
-def test_negative_zero_reads_as_zero(dtype, mode):
+def test_negative_zero_reads_as_zero(dtype, mode, device):
     """-0.0 has the sign bit set, which the first pass's range check notices; it must still be a valid 0."""
-    probs = make_probs("sparse", (2, 3, 20, 30), seed=3, dtype=dtype)
+    probs = make_probs("sparse", (2, 3, 20, 30), seed=3, dtype=dtype).to(device)
     signed = torch.where(probs == 0, torch.full_like(probs, -0.0), probs)
     assert torch.signbit(signed).any()
     assert torch.equal(rankseg.rankseg(signed, output_mode=mode), rankseg.rankseg(probs, output_mode=mode))
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("layout", ["channels_last", "strided"])
 @pytest.mark.parametrize("mode", ["multiclass", "multilabel"])
-def test_non_contiguous_pixels_give_the_contiguous_result(layout, mode):
+def test_non_contiguous_pixels_give_the_contiguous_result(layout, mode, device):
     """Images whose pixels are not adjacent are copied to class-major order one at a time: the same masks."""
-    probs = make_probs("fields", (3, 5, 40, 36), seed=6, layout=layout)
+    probs = laid_out(make_probs("fields", (3, 5, 40, 36), seed=6).to(device), layout)
     assert probs.stride(-1) != 1
     assert torch.equal(rankseg.rankseg(probs, output_mode=mode), rankseg.rankseg(probs.contiguous(), output_mode=mode))
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("mode", ["multiclass", "multilabel"])
-def test_invalid_value_names_its_image_and_class(layout, mode):
-    probs = make_probs("softmax", (3, 4, 10, 12), seed=0, layout=layout)
+def test_invalid_value_names_its_image_and_class(layout, mode, device):
+    probs = laid_out(make_probs("softmax", (3, 4, 10, 12), seed=0).to(device), layout)
     probs[2, 1, 3, 4] = float("nan")
     with pytest.raises(ValueError, match="image 2, class 1 has NaN"):
         rankseg.rankseg(probs, output_mode=mode)
@@ -140,9 +147,10 @@ def test_any_number_of_spatial_dims(spatial):
     assert torch.equal(labels.reshape(2, -1), flat)
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("mode", ["multiclass", "multilabel"])
-def test_empty_batch(mode):
-    probs = torch.rand(0, 3, 4, 5)
+def test_empty_batch(mode, device):
+    probs = torch.rand(0, 3, 4, 5, device=device)
     out = rankseg.rankseg(probs, output_mode=mode)
     assert out.shape == ((0, 4, 5) if mode == "multiclass" else (0, 3, 4, 5))
 
@@ -160,16 +168,18 @@ def test_all_zero_and_all_one_classes():
     assert_masks_optimal(probs, masks, "dice", 0.0, 0.0)
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("mode", ["multiclass", "multilabel"])
-def test_input_is_not_modified(mode):
-    probs = make_probs("fields", (2, 4, 33, 35), seed=2, layout="channels_last")
+def test_input_is_not_modified(mode, device):
+    probs = laid_out(make_probs("fields", (2, 4, 33, 35), seed=2).to(device), "channels_last")
     before = probs.clone()
     rankseg.rankseg(probs, output_mode=mode)
     assert torch.equal(probs, before) and probs.stride() == before.stride()
 
 
-def test_expanded_input_with_zero_strides():
-    probs = torch.tensor([0.2, 0.7, 0.1]).reshape(1, 3, 1, 1).expand(2, 3, 40, 50)
+@pytest.mark.parametrize("device", DEVICES)
+def test_expanded_input_with_zero_strides(device):
+    probs = torch.tensor([0.2, 0.7, 0.1], device=device).reshape(1, 3, 1, 1).expand(2, 3, 40, 50)
     labels = rankseg.rankseg(probs)
     assert (labels == 1).all()
 
