@@ -29,7 +29,7 @@ from ._boundary import (
     TensorRef,
     tensor_ref,
 )
-from ._probs import with_value_range
+from ._probs import INVALID_VALUES, with_value_range
 
 _warned_host_fallback = False
 # Calls on fewer probabilities than these run on the calling thread. Measured on two cores (test_threads in
@@ -126,8 +126,7 @@ class CoreCall:
             if index >= 0:
                 image, cls = divmod(index, self._x.shape[1])
                 raise ValueError(
-                    f"probs must contain only finite values in [0, 1]; image {image}, class {cls} has NaN, "
-                    "infinity or a value outside [0, 1]"
+                    f"{INVALID_VALUES}; image {image}, class {cls} has NaN, infinity or a value outside [0, 1]"
                 )
 
     @property

@@ -6,6 +6,9 @@ from __future__ import annotations
 import torch
 
 FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+# How every invalid-value error begins, whoever finds the value: the CPU kernels (csrc/cpu/invalid_values.h),
+# the CUDA kernels' report (_ops.CoreCall) and the solvers written in torch (check_value_range).
+INVALID_VALUES = "probs must contain only finite values in [0, 1]"
 
 
 def check_probs(probs: object) -> None:
@@ -31,7 +34,7 @@ def check_probs(probs: object) -> None:
 def check_value_range(probs: torch.Tensor) -> None:
     """Values must be finite and in [0, 1] (for solvers that do not check them in the compiled core)."""
     if probs.numel() and not bool(((probs >= 0) & (probs <= 1)).all()):
-        error = ValueError("probs must contain only finite values in [0, 1]; found NaN, infinity or a value outside")
+        error = ValueError(f"{INVALID_VALUES}; found NaN, infinity or a value outside")
         raise with_value_range(error, probs)
 
 
@@ -39,7 +42,7 @@ def with_value_range(error: ValueError, x: torch.Tensor) -> ValueError:
     """The core's invalid-value error with the range of the values, which tells logits from a stray NaN (read
     only on this error path)."""
     message = str(error)
-    if "finite values in [0, 1]" not in message:
+    if not message.startswith(INVALID_VALUES):
         return error
     finite = x[torch.isfinite(x)]
     if finite.numel():
