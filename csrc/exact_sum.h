@@ -10,7 +10,7 @@
 #include <cstdint>
 #include <cstring>
 
-#include "scores.h"  // RANKSEG_HOST_DEVICE
+#include "config.h"
 
 namespace rankseg {
 

@@ -1,13 +1,8 @@
 // RMA score formulas (SPEC §3), shared by every kernel so CPU and CUDA agree to the last bit.
 #pragma once
 
+#include "config.h"
 #include "core.h"
-
-#if defined(__CUDACC__)
-#define RANKSEG_HOST_DEVICE __host__ __device__
-#else
-#define RANKSEG_HOST_DEVICE
-#endif
 
 namespace rankseg {
 

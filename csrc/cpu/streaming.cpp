@@ -7,14 +7,8 @@
 #include <cmath>
 #include <limits>
 
+#include "../config.h"
 #include "lanes.h"
-
-// RANKSEG_SINGLE_ISA: one instruction set, chosen by -march (the test that compares them builds it so).
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(RANKSEG_SINGLE_ISA)
-#define RANKSEG_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
-#else
-#define RANKSEG_CLONES
-#endif
 
 namespace rankseg::cpu {
 
