@@ -7,8 +7,11 @@
 #include <limits>
 #include <vector>
 
+#include "../core.h"
+#include "../exact_sum.h"
 #include "../scores.h"
-#include "class_cut.h"
+#include "../search.h"
+#include "../values.h"
 #include "parallel.h"
 
 namespace rankseg::cpu {

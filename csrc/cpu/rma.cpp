@@ -11,8 +11,11 @@
 #include "argmax_winners.h"
 #include "class_cut.h"
 #include "class_major.h"
+#include "invalid_values.h"
 #include "multiclass_merge.h"
 #include "parallel.h"
+#include "pixels.h"
+#include "scratch.h"
 
 namespace rankseg::cpu {
 

@@ -1,6 +1,8 @@
 // The solvers that sort each class (SPEC §4) and the exact expected scores of given masks, on the CPU: the
 // exact expected-Dice solver and RankDice's BA, TRNA and BA+TRNA. Classes are spread over threads.
 #include <algorithm>
+#include <cmath>
+#include <cstdint>
 #include <functional>
 #include <numeric>
 #include <stdexcept>
@@ -11,8 +13,9 @@
 #include "../values.h"
 #include "argmax_winners.h"
 #include "expected.h"
-#include "parallel.h"
+#include "invalid_values.h"
 #include "multiclass_merge.h"
+#include "parallel.h"
 #include "rankdice.h"
 
 namespace rankseg::cpu {

@@ -167,7 +167,7 @@ struct Problem {
 };
 
 // Which search a class needs, decided from its first-pass statistics identically on every thread and in every
-// kernel (and as on the CPU, class_cut.h).
+// kernel (and as on the CPU: cpu/class_cut.h, cpu/histogram_search.h).
 enum class Route : int { skip = 0, threshold = 1, smoothed_band = 2, full_histogram = 3 };
 
 __device__ inline Route route_of(const Problem& pb, const SlabStats& st, double max_value) {
@@ -181,7 +181,7 @@ __device__ inline Route route_of(const Problem& pb, const SlabStats& st, double 
 }
 
 // The search whose first threshold bounds the band from below: the metric's own (threshold forms), or the
-// ratio 2S / (mu + s + V + 1) whose optimum bounds the smoothed Dice's band (class_cut.h).
+// ratio 2S / (mu + s + V + 1) whose optimum bounds the smoothed Dice's band (cpu/histogram_search.h).
 template <class V>
 __device__ inline ThresholdSearch<V> band_search(const Problem& pb, const SlabStats& st, Route route) {
   const double mu = st.sum().value();

@@ -232,7 +232,7 @@ class Solver {
     best = reduce_best(mine);
 
     // Inside a bin of n pixels the j-th adds at most hi (plus the rounding of q), so S <= above + j * hi;
-    // along that ray the score falls then rises, so its maximum is at j = 1 or j = n (class_cut.h).
+    // along that ray the score falls then rises, so its maximum is at j = 1 or j = n (cpu/histogram_search.h).
     const double floor = best.score - 1e-12 * fabs(best.score);
     int marked = -1;
     for (int i = 0; i < kBinsPerThread; ++i) {
@@ -278,7 +278,7 @@ class Solver {
   }
 };
 
-// The CPU's band-capacity rule (class_cut.h): a chunk's band may hold at most half the chunk's bytes.
+// The CPU's band-capacity rule (cpu/threshold_search.h): a chunk's band may hold at most half the chunk's bytes.
 template <class S>
 __device__ bool cpu_would_band(const u64* chunk_counts, int64_t chunks, int64_t pixels) {
   for (int64_t j = 0; j < chunks; ++j) {
