@@ -12,7 +12,7 @@
 #include "class_cut.h"
 #include "class_major.h"
 #include "invalid_values.h"
-#include "multiclass_merge.h"
+#include "merge.h"
 #include "parallel.h"
 #include "pixels.h"
 #include "scratch.h"

@@ -14,7 +14,7 @@
 #include "argmax_winners.h"
 #include "expected.h"
 #include "invalid_values.h"
-#include "multiclass_merge.h"
+#include "merge.h"
 #include "parallel.h"
 #include "rankdice.h"
 

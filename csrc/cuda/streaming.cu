@@ -1,5 +1,6 @@
-// The passes that read every pixel: the first pass (sums, maximum, validity, the pixels above 1/2) and the
-// band gather. One block per tile of kTile pixels of one class; per-class results meet in exact atomics.
+// The passes that read every pixel: the first pass (sums, maximum, validity, the pixels above 1/2), the
+// band gather and the multilabel masks. One block per tile of kTile pixels of one class; per-class results
+// meet in exact atomics.
 #include <cub/block/block_reduce.cuh>
 #include <cub/block/block_scan.cuh>
 
@@ -116,6 +117,18 @@ __global__ void __launch_bounds__(kThreads) gather_band_kernel(Slabs<S> slabs, P
   }
 }
 
+// Writes p >= cut for every pixel of the tile: the multilabel output.
+template <class S>
+__global__ void __launch_bounds__(kThreads) write_masks_kernel(Slabs<S> slabs, const ClassCut* cuts, bool* out) {
+  using V = value_t<S>;
+  const auto [slab, begin, end] = this_tile(slabs.pixels);
+  const ClassCut cut = cuts[slab];
+  const V threshold = V(cut.threshold);  // exact: every cut lies on a value of the input's type
+  const S* p = slabs.base(slab);
+  bool* mask = out + slab * slabs.pixels;
+  for (int64_t i = begin + threadIdx.x; i < end; i += kThreads) mask[i] = cut.volume > 0 && load(p + i) >= threshold;
+}
+
 }  // namespace
 
 template <class S>
@@ -135,10 +148,17 @@ void launch_gather_band(const Slabs<S>& slabs, int64_t count, const Problem& pro
   check_launch("gather_band");
 }
 
+template <class S>
+void launch_write_masks(const Slabs<S>& slabs, int64_t count, const ClassCut* cuts, bool* out, cudaStream_t stream) {
+  write_masks_kernel<S><<<streaming_blocks(count, slabs.pixels), kThreads, 0, stream>>>(slabs, cuts, out);
+  check_launch("write_masks");
+}
+
 #define RANKSEG_INSTANTIATE(S)                                                                                  \
   template void launch_first_pass<S>(const Slabs<S>&, int64_t, SlabStats*, int64_t*, cudaStream_t);            \
   template void launch_gather_band<S>(const Slabs<S>&, int64_t, const Problem&, const Parts&, const Layout&, \
-                                      cudaStream_t);
+                                      cudaStream_t);                                                           \
+  template void launch_write_masks<S>(const Slabs<S>&, int64_t, const ClassCut*, bool*, cudaStream_t);
 RANKSEG_FOR_EACH_STORAGE(RANKSEG_INSTANTIATE)
 #undef RANKSEG_INSTANTIATE
 

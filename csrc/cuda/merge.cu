@@ -1,6 +1,6 @@
-// From the per-class cuts to what the caller asked for: multilabel masks, or the multiclass merge (SPEC §3,
-// as csrc/cpu/multiclass_merge.h): a pixel selected by exactly one class takes it; the others go to the
-// eligible class with the largest incremental score, the lowest index on ties.
+// The multiclass merge, from the per-class cuts to one label per pixel (SPEC §3, as csrc/cpu/merge.h): a
+// pixel selected by exactly one class takes it; the others go to the eligible class with the largest
+// incremental score, the lowest index on ties.
 #include "common.cuh"
 #include "kernels.h"
 
@@ -14,17 +14,6 @@ constexpr int kClassesPerRound = 1024;  // selecting classes staged in shared me
 // The merge reads every class of a pixel, so its tiles are small: enough blocks even for one image.
 constexpr int kMergeItems = 4;
 constexpr int64_t kMergeTile = kThreads * kMergeItems;
-
-template <class S>
-__global__ void __launch_bounds__(kThreads) write_masks_kernel(Slabs<S> slabs, const ClassCut* cuts, bool* out) {
-  using V = value_t<S>;
-  const auto [slab, begin, end] = this_tile(slabs.pixels);
-  const ClassCut cut = cuts[slab];
-  const V threshold = V(cut.threshold);  // exact: every cut lies on a value of the input's type
-  const S* p = slabs.base(slab);
-  bool* mask = out + slab * slabs.pixels;
-  for (int64_t i = begin + threadIdx.x; i < end; i += kThreads) mask[i] = cut.volume > 0 && load(p + i) >= threshold;
-}
 
 // Pass 1 of the merge over one tile of one image: labels the pixels selected by exactly one class, marks the
 // others, and adds each class's solely held pixels to its count and exact sum.
@@ -173,12 +162,6 @@ __global__ void __launch_bounds__(kThreads) resolve_kernel(Slabs<S> slabs, const
 }  // namespace
 
 template <class S>
-void launch_write_masks(const Slabs<S>& slabs, int64_t count, const ClassCut* cuts, bool* out, cudaStream_t stream) {
-  write_masks_kernel<S><<<streaming_blocks(count, slabs.pixels), kThreads, 0, stream>>>(slabs, cuts, out);
-  check_launch("write_masks");
-}
-
-template <class S>
 void launch_merge(const Slabs<S>& slabs, int64_t batch, const Problem& problem, Unassigned policy,
                   int64_t void_index, const Parts& parts, int64_t* out, cudaStream_t stream) {
   const unsigned blocks = streaming_blocks(batch, slabs.pixels, kMergeTile);
@@ -193,7 +176,6 @@ void launch_merge(const Slabs<S>& slabs, int64_t batch, const Problem& problem, 
 }
 
 #define RANKSEG_INSTANTIATE(S)                                                                                    \
-  template void launch_write_masks<S>(const Slabs<S>&, int64_t, const ClassCut*, bool*, cudaStream_t);          \
   template void launch_merge<S>(const Slabs<S>&, int64_t, const Problem&, Unassigned, int64_t, const Parts&, \
                                 int64_t*, cudaStream_t);
 RANKSEG_FOR_EACH_STORAGE(RANKSEG_INSTANTIATE)
