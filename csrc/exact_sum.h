@@ -20,6 +20,10 @@ constexpr int kFixedBits = 43;
 constexpr double kFixedMagic = 512.0;
 constexpr uint64_t kFixedMagicBits = 0x4080000000000000ull;  // the bit pattern of 512.0
 
+// A chunk: up to this many consecutive pixels of one class, whose q sum in 64 bits. The CPU forms every sum
+// per chunk (cpu/pixels.h); the GPU counts each class's band per chunk, to apply the CPU's band-capacity rule.
+constexpr int64_t kChunkPixels = int64_t(1) << 20;
+
 // q for one value in [0, 1] (anything else gives a meaningless q; such inputs are rejected anyway).
 RANKSEG_HOST_DEVICE inline uint64_t fixed_point(double p) {
 #if defined(__CUDA_ARCH__)

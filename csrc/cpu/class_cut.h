@@ -29,7 +29,7 @@ template <class S>
 void write_class_mask(const Pixels<S>& px, double threshold, bool parallel, int threads, bool* mask) {
   for_each_chunk(px.chunks(), parallel, threads, [&](int64_t j) {
     const Pixels<S> c = px.chunk(j);
-    write_mask(c.data, c.stride, c.count, threshold, mask + j * kChunk);
+    write_mask(c.data, c.stride, c.count, threshold, mask + j * kChunkPixels);
   });
 }
 
@@ -63,16 +63,16 @@ ClassCut solve_class(const Pixels<S>& px, const RmaOptions& options, Scratch<val
   }
 
   SolveTrace* trace = options.trace;
-  count(trace, parallel ? &SolveTrace::chunk_parallel : &SolveTrace::per_class);
+  count_branch(trace, parallel ? &SolveTrace::chunk_parallel : &SolveTrace::per_class);
   const VolumeScore score{options.metric, cut.mu, options.smooth};
   Best best{score.empty()};
   if (threshold_form) {
     ThresholdSearch<value_t<S>> search(score, m.above_half, m.above_half_sum);
     const bool banded = !solve_by_threshold(px, parallel, threads, ws, search, m, trace).sizes.empty();
-    count(trace, banded ? &SolveTrace::threshold_band : &SolveTrace::threshold_full);
+    count_branch(trace, banded ? &SolveTrace::threshold_band : &SolveTrace::threshold_full);
     best = search.best;
   } else if (!solve_smoothed_on_band(px, m, score, parallel, threads, ws, best, trace)) {
-    count(trace, &SolveTrace::histogram);
+    count_branch(trace, &SolveTrace::histogram);
     solve_by_histogram(px, score, parallel, threads, ws, best);
   }
   cut.volume = best.volume;

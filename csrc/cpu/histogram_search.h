@@ -38,7 +38,7 @@ inline int64_t score_boundaries(const Histogram& h, const VolumeScore& score, Be
   for_each_bin_desc(h, held.count, held.sum, [&](int k, int64_t above, const ExactSum& above_sum) {
     const int64_t volume = above + h.count[k];
     best.offer(score(above_sum.plus(h.sum[k]).value(), double(volume)), volume,
-               std::max(double(k) / kBins, held.lowest));
+               std::max(double(k) / kHistogramBins, held.lowest));
   });
 
   // Inside bin k the j-th pixel adds at most hi, so S <= above_sum + j * hi. Along that ray the score falls
@@ -46,11 +46,11 @@ inline int64_t score_boundaries(const Histogram& h, const VolumeScore& score, Be
   // The slack only admits extra bins: it guards against rounding, never drops a needed one.
   const double floor = best.score - 1e-12 * std::abs(best.score);
   int64_t marked = 0;
-  candidate.assign(kBins, 0);
+  candidate.assign(kHistogramBins, 0);
   for_each_bin_desc(h, held.count, held.sum, [&](int k, int64_t above, const ExactSum& above_sum) {
     const int64_t n = h.count[k];
     if (n < 2) return;  // a single pixel has no interior cut
-    const double hi = double(k + 1) / kBins;
+    const double hi = double(k + 1) / kHistogramBins;
     const double s = above_sum.value();
     const double bound = std::max(score(s + hi, double(above + 1)), score(s + double(n) * hi, double(above + n)));
     if (bound >= floor) {
@@ -61,9 +61,9 @@ inline int64_t score_boundaries(const Histogram& h, const VolumeScore& score, Be
   return marked;
 }
 
-// Exact scores at every cut inside the marked bins. `values` holds exactly the marked bins' pixels. Only
-// block ends are scored: a cut never splits equal probabilities, since within such a block the score is
-// monotone or falls then rises, so its best is at an end.
+// Exact scores at every cut inside the marked bins. `values` holds exactly the marked bins' pixels. Only cuts
+// between distinct values are scored: a cut never splits equal probabilities, since within a run of equal
+// values the score is monotone or falls then rises, so its best is at an end of the run.
 template <class V>
 void refine_candidates(std::vector<V>& values, const Histogram& h, const std::vector<uint8_t>& candidate,
                        const VolumeScore& score, Best& best, const Held& held = {}) {
@@ -119,7 +119,7 @@ void solve_by_histogram(const Pixels<S>& px, const VolumeScore& score, bool para
     std::vector<int64_t> offset(static_cast<size_t>(chunks) + 1, 0);
     for (int64_t j = 0; j < chunks; ++j) {
       int64_t c = 0;
-      for (int k = 0; k < kBins; ++k) c += candidate[k] ? parts[size_t(j)].count[k] : 0;
+      for (int k = 0; k < kHistogramBins; ++k) c += candidate[k] ? parts[size_t(j)].count[k] : 0;
       offset[size_t(j) + 1] = offset[size_t(j)] + c;
     }
     for_each_chunk(chunks, true, threads, [&](int64_t j) { gather(px.chunk(j), ws.values.data() + offset[size_t(j)]); });
@@ -144,7 +144,7 @@ bool solve_smoothed_on_band(const Pixels<S>& px, const Moments& m, const VolumeS
   ThresholdSearch<V> ratio({score.metric, score.mu + score.smooth, 0.0}, m.above_half, m.above_half_sum);
   const Band<V> band = solve_by_threshold(px, parallel, threads, ws, ratio, m, trace);
   if (band.sizes.empty()) return false;
-  count(trace, &SolveTrace::smoothed_band);
+  count_branch(trace, &SolveTrace::smoothed_band);
 
   const V cut = V(ratio.best.threshold);  // the band values that may join: v >= cut
   const Held held{m.above_half, m.above_half_sum, double(cut)};

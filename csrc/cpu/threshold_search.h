@@ -41,7 +41,7 @@ Band<value_t<S>> solve_by_threshold(const Pixels<S>& px, bool parallel, int thre
                                     ThresholdSearch<value_t<S>>& search, const Moments& m, SolveTrace* trace) {
   using V = value_t<S>;
   const int64_t chunks = px.chunks();
-  const int64_t segment = band_capacity<S>(kChunk) + kLanes;
+  const int64_t segment = band_capacity<S>(kChunkPixels) + kLanes;
   V* band = ws.band(chunks * segment);
   std::vector<int64_t> band_size(static_cast<size_t>(chunks), -1);
   const V lo = search.threshold();
@@ -71,7 +71,7 @@ Band<value_t<S>> solve_by_threshold(const Pixels<S>& px, bool parallel, int thre
   };
   while (search.take(upper_set_at(search.threshold()))) {
   }
-  count_steps(trace, search.steps);
+  record_steps(trace, search.steps);
   return banded ? Band<V>{band, segment, std::move(band_size)} : Band<V>{};
 }
 
