@@ -1,4 +1,5 @@
-// RMA score formulas (SPEC §3), shared by every kernel so CPU and CUDA agree to the last bit.
+// RMA's score formulas, shared by every kernel so CPU and CUDA agree to the last bit: the score of a top-tau
+// mask (docs/algorithm.md, "The problem") and the incremental score of the multiclass merge ("Multiclass merge").
 #pragma once
 
 #include "config.h"

@@ -1,5 +1,6 @@
-// Turning per-class RMA masks into one label per pixel (SPEC §3, multiclass): a pixel selected by exactly one
-// class takes it; the others go to the eligible class with the largest incremental score.
+// The multiclass merge (docs/algorithm.md, "Multiclass merge"), turning per-class masks into one label per
+// pixel: a pixel selected by exactly one class takes it; the others go to the eligible class with the largest
+// incremental score (PixelGain, scores.h).
 #pragma once
 
 #include <algorithm>

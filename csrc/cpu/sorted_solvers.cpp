@@ -1,5 +1,6 @@
-// The solvers that sort each class (SPEC §4) and the exact expected scores of given masks, on the CPU: the
-// exact expected-Dice solver and RankDice's BA, TRNA and BA+TRNA. Classes are spread over threads.
+// The solvers that sort each class and the exact expected scores of given masks, on the CPU: the exact
+// expected-Dice solver and RankDice's BA, TRNA and BA+TRNA (docs/algorithm.md, "The exact solver" and "BA, TRNA
+// and BA+TRNA"). Classes are spread over threads.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>

@@ -1,6 +1,6 @@
-// The multiclass merge, from the per-class cuts to one label per pixel (SPEC §3, as csrc/cpu/merge.h): a
-// pixel selected by exactly one class takes it; the others go to the eligible class with the largest
-// incremental score, the lowest index on ties.
+// The multiclass merge (docs/algorithm.md, "Multiclass merge"; as cpu/merge.h), from the per-class cuts to one
+// label per pixel: a pixel selected by exactly one class takes it; the others go to the eligible class with
+// the largest incremental score, the lowest index on ties.
 #include "common.cuh"
 #include "kernels.h"
 
