@@ -10,7 +10,8 @@
 
 namespace rankseg::cpu {
 
-// Per-thread scratch space, reused across classes.
+// The histograms of the Dice s > 0 routes (the class's, and one chunk's) and the values they sort
+// (histogram_search.h), and the storage of the threshold search's band (threshold_search.h).
 template <class V>
 struct Scratch {
   Histogram total, part;

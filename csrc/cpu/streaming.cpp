@@ -1,6 +1,6 @@
 // Streaming passes over one class, eight lanes at a time (lanes.h). Each entry point is cloned for
-// x86-64-v3 (AVX2) and the baseline (GCC target_clones); the clones run the same lane arithmetic
-// (built without floating-point contraction, see CMakeLists.txt), so they agree bit for bit.
+// x86-64-v3 (AVX2) and the baseline (GCC target_clones: RANKSEG_CLONES, config.h); the clones run the same
+// lane arithmetic (built without floating-point contraction, see CMakeLists.txt), so they agree bit for bit.
 #include "streaming.h"
 
 #include <algorithm>

@@ -18,7 +18,8 @@
 
 namespace rankseg::cpu {
 
-// At most half the bytes of the pixels it comes from: the band never costs more than half the input.
+// The band-capacity rule: a chunk's band holds at most half the bytes of the pixels it comes from, so the band
+// never costs more than half the input. The GPU applies the same rule to take the CPU's route (cuda/class_cut.cu).
 template <class S>
 int64_t band_capacity(int64_t pixels) {
   return pixels * int64_t(sizeof(S)) / (2 * int64_t(sizeof(value_t<S>)));

@@ -1,4 +1,5 @@
-// One block per (image, class): the optimal cut, reached by the same decisions as the CPU (search.h).
+// One block per (image, class): the optimal cut, reached by the same decisions as the CPU (search.h; the
+// CPU's per-class driver is cpu/class_cut.h).
 //
 // Threshold forms run Dinkelbach's steps over the class's band. Dice with s > 0 takes the exact maximum over
 // every cut between distinct values of its domain (the band above R*, or the whole class, chosen by the

@@ -1,6 +1,6 @@
 // The passes that read every pixel: the first pass (sums, maximum, validity, the pixels above 1/2), the
-// band gather and the multilabel masks. One block per kPixelsPerBlock pixels of one class; per-class results
-// meet in exact atomics.
+// band gather and the multilabel masks (on the CPU: cpu/streaming.cpp, cpu/band.cpp). One block per
+// kPixelsPerBlock pixels of one class; per-class results meet in exact atomics.
 #include <cub/block/block_reduce.cuh>
 #include <cub/block/block_scan.cuh>
 
