@@ -10,7 +10,7 @@
 #include <cstdint>
 #include <cstring>
 
-#include "scores.h"  // RANKSEG_HOST_DEVICE
+#include "config.h"
 
 namespace rankseg {
 
@@ -19,6 +19,10 @@ constexpr int kFixedBits = 43;
 // so the low bits of (p + 512) are q. A chunk of up to 2^20 values sums to at most 2^63: it fits in 64 bits.
 constexpr double kFixedMagic = 512.0;
 constexpr uint64_t kFixedMagicBits = 0x4080000000000000ull;  // the bit pattern of 512.0
+
+// A chunk: up to this many consecutive pixels of one class, whose q sum in 64 bits. The CPU forms every sum
+// per chunk (cpu/pixels.h); the GPU counts each class's band per chunk, to apply the CPU's band-capacity rule.
+constexpr int64_t kChunkPixels = int64_t(1) << 20;
 
 // q for one value in [0, 1] (anything else gives a meaningless q; such inputs are rejected anyway).
 RANKSEG_HOST_DEVICE inline uint64_t fixed_point(double p) {

@@ -1,13 +1,9 @@
-// RMA score formulas (SPEC §3), shared by every kernel so CPU and CUDA agree to the last bit.
+// RMA's score formulas, shared by every kernel so CPU and CUDA agree to the last bit: the score of a top-tau
+// mask (docs/algorithm.md, "The problem") and the incremental score of the multiclass merge ("Multiclass merge").
 #pragma once
 
+#include "config.h"
 #include "core.h"
-
-#if defined(__CUDACC__)
-#define RANKSEG_HOST_DEVICE __host__ __device__
-#else
-#define RANKSEG_HOST_DEVICE
-#endif
 
 namespace rankseg {
 

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <limits>
 
+#include "config.h"
 #include "exact_sum.h"
 #include "scores.h"
 

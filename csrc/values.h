@@ -7,8 +7,8 @@
 
 #include <stdexcept>
 
+#include "config.h"
 #include "core.h"
-#include "scores.h"  // RANKSEG_HOST_DEVICE
 
 namespace rankseg {
 

@@ -66,7 +66,7 @@ __attribute__((target("avx2"))) int64_t gather_avx2(const S* p, int64_t stride, 
 }
 
 bool has_avx2() {
-#if defined(RANKSEG_SINGLE_ISA)  // one instruction set, chosen by -march (see streaming.cpp)
+#if defined(RANKSEG_SINGLE_ISA)  // one instruction set, chosen by -march (see config.h)
 #if defined(__AVX2__)
   return true;
 #else

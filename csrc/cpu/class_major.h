@@ -14,10 +14,10 @@ namespace rankseg::cpu {
 template <class S>
 void copy_class_major(const S* src, int64_t classes, int64_t pixels, int64_t stride_c, int64_t stride_n, S* dst,
                       int threads) {
-  constexpr int64_t kTile = 64;
-  const int64_t tiles = (pixels + kTile - 1) / kTile;
+  constexpr int64_t kCopyTilePixels = 64;
+  const int64_t tiles = (pixels + kCopyTilePixels - 1) / kCopyTilePixels;
   parallel_for_static(tiles, threads, [&](int64_t t) {
-    const int64_t begin = t * kTile, count = std::min(kTile, pixels - begin);
+    const int64_t begin = t * kCopyTilePixels, count = std::min(kCopyTilePixels, pixels - begin);
     for (int64_t c = 0; c < classes; ++c) {
       const S* from = src + c * stride_c + begin * stride_n;
       S* to = dst + c * pixels + begin;

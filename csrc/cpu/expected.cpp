@@ -27,7 +27,7 @@ constexpr int kRenormalise = 8;         // factors >= e^-45 > 2^-65: eight of th
 constexpr double kSeriesLimit = 1.0 / 16;
 constexpr int kSeriesTerms = 20;
 constexpr double kSeriesError = 1e-17;
-constexpr int kLanes = 32;  // pixels whose powers are computed side by side (independent chains)
+constexpr int kPowerChains = 32;  // pixels whose powers are computed side by side (independent chains)
 
 void add_panel(double a, double b, ExpRule& rule) {
   const double mid = (a + b) / 2, half = (b - a) / 2;
@@ -92,15 +92,15 @@ namespace {
 // P_k = sum of q^k, k = 1 .. kSeriesTerms, over the kept probabilities q <= kSeriesLimit (the others are 0 in
 // `small`, which contributes nothing).
 std::vector<double> power_sums(const std::vector<double>& small) {
-  double sums[kSeriesTerms][kLanes] = {};
+  double sums[kSeriesTerms][kPowerChains] = {};
   const size_t n = small.size();
-  for (size_t start = 0; start < n; start += kLanes) {
-    double q[kLanes] = {}, power[kLanes];
-    const size_t lanes = std::min<size_t>(kLanes, n - start);
-    for (size_t j = 0; j < lanes; ++j) q[j] = small[start + j];
-    for (int j = 0; j < kLanes; ++j) power[j] = q[j];
+  for (size_t start = 0; start < n; start += kPowerChains) {
+    double q[kPowerChains] = {}, power[kPowerChains];
+    const size_t chains = std::min<size_t>(kPowerChains, n - start);
+    for (size_t j = 0; j < chains; ++j) q[j] = small[start + j];
+    for (int j = 0; j < kPowerChains; ++j) power[j] = q[j];
     for (int k = 0; k < kSeriesTerms; ++k) {
-      for (int j = 0; j < kLanes; ++j) {
+      for (int j = 0; j < kPowerChains; ++j) {
         sums[k][j] += power[j];
         power[j] *= q[j];
       }
@@ -108,7 +108,7 @@ std::vector<double> power_sums(const std::vector<double>& small) {
   }
   std::vector<double> out(kSeriesTerms, 0.0);
   for (int k = 0; k < kSeriesTerms; ++k)
-    for (int j = 0; j < kLanes; ++j) out[size_t(k)] += sums[k][j];
+    for (int j = 0; j < kPowerChains; ++j) out[size_t(k)] += sums[k][j];
   return out;
 }
 

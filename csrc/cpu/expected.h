@@ -1,5 +1,5 @@
-// Exact expected Dice and IoU under independent Bernoulli(p_i) labels (SPEC §4), by quadrature with a proven
-// error bound.
+// Exact expected Dice and IoU under independent Bernoulli(p_i) labels, by quadrature with a proven error
+// bound.
 //
 // With Gamma = sum of Y_i and G(x) = prod (1 - p_k + p_k x) its generating function, E[1/(a + Gamma)] is the
 // integral of x^(a-1) G(x) over [0, 1], i.e. of e^(-a t) G(e^(-t)) over t >= 0. Every integrand below is a
@@ -8,7 +8,7 @@
 // panels [0, h], [h, 2h], [2h, 4h], ... with h = 1 / c_max, truncated at T = 45 / c_min, errs by at most
 // 1.92e-19 per panel and e^-45 for the tail, each relative to the exact value of every exponential term, so
 // at most (panels * 1.92e-19 + 2.9e-20) relative to the result (about 1e-17 for a million pixels) before
-// floating-point rounding. docs/algorithm.md derives the constants.
+// floating-point rounding. docs/algorithm.md ("The exact solver", "Error bound") derives the constants.
 #pragma once
 
 #include <cstdint>

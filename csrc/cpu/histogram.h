@@ -10,14 +10,14 @@
 
 namespace rankseg::cpu {
 
-// A power of two, so v * kBins is exact and bin k holds exactly the values in [k, k + 1) / kBins.
-constexpr int kBins = 4096;
+// A power of two, so v * kHistogramBins is exact and bin k holds exactly the values in [k, k + 1) / kHistogramBins.
+constexpr int kHistogramBins = 4096;
 
 // Values must already be known to lie in [0, 1].
 template <class V>
 inline int bin_of(V v) {
-  const int k = int(v * V(kBins));
-  return k < kBins - 1 ? k : kBins - 1;
+  const int k = int(v * V(kHistogramBins));
+  return k < kHistogramBins - 1 ? k : kHistogramBins - 1;
 }
 
 // Empty until cleared, so scratch space costs nothing for the metrics that never build one.
@@ -26,11 +26,11 @@ struct Histogram {
   std::vector<ExactSum> sum;
 
   void clear() {
-    count.assign(kBins, 0);
-    sum.assign(kBins, ExactSum{});
+    count.assign(kHistogramBins, 0);
+    sum.assign(kHistogramBins, ExactSum{});
   }
   void add(const Histogram& other) {
-    for (int k = 0; k < kBins; ++k) {
+    for (int k = 0; k < kHistogramBins; ++k) {
       count[k] += other.count[k];
       sum[k].add(other.sum[k]);
     }
@@ -52,7 +52,7 @@ void accumulate_histogram(const Pixels<S>& px, Histogram& h) {
 // from pixels above the histogram's range, when there are such).
 template <class F>
 void for_each_bin_desc(const Histogram& h, int64_t above, ExactSum above_sum, F&& visit) {
-  for (int k = kBins - 1; k >= 0; --k) {
+  for (int k = kHistogramBins - 1; k >= 0; --k) {
     if (h.count[k] == 0) continue;
     visit(k, above, above_sum);
     above += h.count[k];

@@ -32,4 +32,11 @@ void parallel_for_dynamic(int64_t n, int threads, F&& body) {
   for (int64_t i = 0; i < n; ++i) body(i);
 }
 
+// Runs body(j) for every chunk j of a class (pixels.h), on the whole team when `parallel`. Callers merge
+// per-chunk results in order.
+template <class F>
+void for_each_chunk(int64_t chunks, bool parallel, int threads, F&& body) {
+  parallel_for_static(chunks, parallel ? threads : 1, body);
+}
+
 }  // namespace rankseg::cpu

@@ -1,6 +1,9 @@
-// The solvers that sort each class (SPEC §4) and the exact expected scores of given masks, on the CPU: the
-// exact expected-Dice solver and RankDice's BA, TRNA and BA+TRNA. Classes are spread over threads.
+// The solvers that sort each class and the exact expected scores of given masks, on the CPU: the exact
+// expected-Dice solver and RankDice's BA, TRNA and BA+TRNA (docs/algorithm.md, "The exact solver" and "BA, TRNA
+// and BA+TRNA"). Classes are spread over threads.
 #include <algorithm>
+#include <cmath>
+#include <cstdint>
 #include <functional>
 #include <numeric>
 #include <stdexcept>
@@ -11,8 +14,9 @@
 #include "../values.h"
 #include "argmax_winners.h"
 #include "expected.h"
+#include "invalid_values.h"
+#include "merge.h"
 #include "parallel.h"
-#include "multiclass_merge.h"
 #include "rankdice.h"
 
 namespace rankseg::cpu {
@@ -21,15 +25,16 @@ namespace {
 
 constexpr double kCohensDBound = 0.2;  // BA+TRNA: BA where 1 / sd < 0.2, TRNA elsewhere
 
+// The first probability of (image, class) s = b * classes + c.
 template <class S>
-const S* slab_data(const ProbsView& v, int64_t s) {
+const S* class_data(const ProbsView& v, int64_t s) {
   return static_cast<const S*>(v.data) + (s / v.classes) * v.stride_b + (s % v.classes) * v.stride_c;
 }
 
 // One class's probabilities as doubles; false if one is NaN or outside [0, 1].
 template <class S>
 bool read_class(const ProbsView& v, int64_t s, std::vector<double>& out) {
-  const S* p = slab_data<S>(v, s);
+  const S* p = class_data<S>(v, s);
   out.resize(size_t(v.pixels));
   bool valid = true;
   for (int64_t i = 0; i < v.pixels; ++i) {
@@ -44,8 +49,8 @@ bool read_class(const ProbsView& v, int64_t s, std::vector<double>& out) {
 // doubles; afterwards, if a class held NaN or a value outside [0, 1], throws for the first such class.
 template <class S, class F>
 void for_each_class(const ProbsView& v, int threads, F&& body) {
-  const int64_t slabs = v.batch * v.classes;
-  std::vector<uint8_t> invalid(static_cast<size_t>(slabs), 0);
+  const int64_t pairs = v.batch * v.classes;
+  std::vector<uint8_t> invalid(static_cast<size_t>(pairs), 0);
   auto solve = [&](int64_t s, std::vector<double>& values) {
     if (read_class<S>(v, s, values)) {
       body(s, values);
@@ -55,17 +60,17 @@ void for_each_class(const ProbsView& v, int threads, F&& body) {
   };
   if (serial(threads)) {
     std::vector<double> values;
-    for (int64_t s = 0; s < slabs; ++s) solve(s, values);
+    for (int64_t s = 0; s < pairs; ++s) solve(s, values);
   } else {
 #pragma omp parallel num_threads(threads)
     {
       std::vector<double> values;
 #pragma omp for schedule(dynamic, 1)
-      for (int64_t s = 0; s < slabs; ++s) solve(s, values);
+      for (int64_t s = 0; s < pairs; ++s) solve(s, values);
     }
   }
   const int64_t bad = std::find(invalid.begin(), invalid.end(), 1) - invalid.begin();
-  if (bad < slabs) throw_invalid_values(bad / v.classes, bad % v.classes);
+  if (bad < pairs) throw_invalid_values(bad / v.classes, bad % v.classes);
 }
 
 // Scores of tau = 0 .. k (k <= n) for one class sorted in descending order.
@@ -99,24 +104,24 @@ ClassCut solve_sorted(std::vector<double>& values, const SortedOptions& o, int k
   const std::vector<double> scores = volume_scores(values, o);
   int64_t best = 0;
   for (int64_t tau = 1; tau < int64_t(scores.size()); ++tau) {
-    const bool block_end = tau == int64_t(values.size()) || values[size_t(tau)] < values[size_t(tau - 1)];
-    if (block_end && scores[size_t(tau)] > scores[size_t(best)]) best = tau;
+    const bool between_values = tau == int64_t(values.size()) || values[size_t(tau)] < values[size_t(tau - 1)];
+    if (between_values && scores[size_t(tau)] > scores[size_t(best)]) best = tau;
   }
   cut.volume = best;
   cut.threshold = best > 0 ? values[size_t(best - 1)] : HUGE_VAL;
   return cut;
 }
 
-// Solves every (image, class); with `mask`, writes each class's mask too.
+// The sorting solver's cut of every (image, class); with `mask`, writes each class's mask too.
 template <class S>
-std::vector<ClassCut> solve_all(const ProbsView& v, const SortedOptions& o, bool* mask) {
+std::vector<ClassCut> sorted_cuts(const ProbsView& v, const SortedOptions& o, bool* mask) {
   std::vector<ClassCut> cuts(static_cast<size_t>(v.batch * v.classes));
   const std::vector<uint8_t> winners = o.pruning == Pruning::argmax ? argmax_winners<S>(v, o.num_threads)
                                                                     : std::vector<uint8_t>{};
   for_each_class<S>(v, o.num_threads, [&](int64_t s, std::vector<double>& values) {
     cuts[size_t(s)] = solve_sorted(values, o, winners.empty() ? -1 : int(winners[size_t(s)]));
     if (!mask) return;
-    const S* p = slab_data<S>(v, s);
+    const S* p = class_data<S>(v, s);
     const double threshold = cuts[size_t(s)].threshold;
     for (int64_t i = 0; i < v.pixels; ++i) mask[s * v.pixels + i] = double(to_value(p[i * v.stride_n])) >= threshold;
   });
@@ -126,14 +131,14 @@ std::vector<ClassCut> solve_all(const ProbsView& v, const SortedOptions& o, bool
 }  // namespace
 
 void sorted_multilabel(const ProbsView& probs, const SortedOptions& options, bool* out) {
-  with_storage_type(probs.dtype, [&](auto tag) { solve_all<decltype(tag)>(probs, options, out); });
+  with_storage_type(probs.dtype, [&](auto tag) { sorted_cuts<decltype(tag)>(probs, options, out); });
 }
 
 void sorted_multiclass(const ProbsView& probs, const SortedOptions& options, Unassigned policy, int64_t void_index,
                        int64_t* out) {
   with_storage_type(probs.dtype, [&](auto tag) {
     using S = decltype(tag);
-    const std::vector<ClassCut> cuts = solve_all<S>(probs, options, nullptr);
+    const std::vector<ClassCut> cuts = sorted_cuts<S>(probs, options, nullptr);
     const Image<S> shape{nullptr, probs.stride_c, probs.stride_n, probs.classes, probs.pixels};
     RmaOptions merge{Metric::dice, options.smooth, options.pruning_prob, options.num_threads, options.pruning};
     merge.merge = options.merge;

@@ -1,20 +1,14 @@
 // Streaming passes over one class, eight lanes at a time (lanes.h). Each entry point is cloned for
-// x86-64-v3 (AVX2) and the baseline (GCC target_clones); the clones run the same lane arithmetic
-// (built without floating-point contraction, see CMakeLists.txt), so they agree bit for bit.
+// x86-64-v3 (AVX2) and the baseline (GCC target_clones: RANKSEG_CLONES, config.h); the clones run the same
+// lane arithmetic (built without floating-point contraction, see CMakeLists.txt), so they agree bit for bit.
 #include "streaming.h"
 
 #include <algorithm>
 #include <cmath>
 #include <limits>
 
+#include "../config.h"
 #include "lanes.h"
-
-// RANKSEG_SINGLE_ISA: one instruction set, chosen by -march (the test that compares them builds it so).
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(RANKSEG_SINGLE_ISA)
-#define RANKSEG_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
-#else
-#define RANKSEG_CLONES
-#endif
 
 namespace rankseg::cpu {
 

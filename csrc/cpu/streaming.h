@@ -22,7 +22,7 @@ struct Moments {
 };
 
 
-// Each pass reads at most 2^20 values (pixels.h: kChunk), so that its exact sums fit in 64 bits.
+// Each pass reads at most one chunk, kChunkPixels values (exact_sum.h), so that its exact sums fit in 64 bits.
 
 // Sum, maximum, validity, and the pixels above 1/2.
 Moments scan_moments(const float* p, int64_t stride, int64_t n);

@@ -1,5 +1,8 @@
 // What every CUDA kernel of the RMA solver shares: the workspace layout, per-class records, loading values,
 // exact atomic sums and launch checks.
+//
+// A slab is the pixels of one (image, class) pair of a call, numbered s = b * classes + c: the per-class
+// records (SlabStats, the cuts, the band storage) and the grids of most kernels are indexed by slab.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -15,13 +18,15 @@
 
 namespace rankseg::cuda {
 
-constexpr int kThreads = 256;                // threads per block of the streaming kernels
-constexpr int kItems = 16;                   // values per thread of a streaming block
-constexpr int64_t kTile = kThreads * kItems;  // pixels per streaming block; divides kChunk
-constexpr int64_t kChunk = int64_t(1) << 20;  // the CPU's chunk: its band-capacity rule is per chunk
-constexpr int kSolverThreads = 512;          // threads of the per-class solver block
-constexpr int kBinBits = 9;
-constexpr int kBins = 1 << kBinBits;         // histogram bins per refinement level
+constexpr int kThreads = 256;                          // threads per block of the streaming kernels
+constexpr int kItems = 16;                             // values per thread of a streaming block
+constexpr int64_t kPixelsPerBlock = kThreads * kItems;  // pixels of one class a streaming block reads
+// The band is counted per CPU chunk (exact_sum.h), whose band-capacity rule decides a route: each streaming
+// block's pixels must lie in one chunk.
+static_assert(kChunkPixels % kPixelsPerBlock == 0, "a streaming block's pixels lie in one chunk");
+constexpr int kCutSolverThreads = 512;                 // threads of the block that solves one class's cut
+constexpr int kBitsPerLevel = 9;
+constexpr int kBinsPerLevel = 1 << kBitsPerLevel;      // bins of one level of the cut solver's histograms
 
 using u64 = unsigned long long;
 
@@ -43,7 +48,7 @@ struct SlabStats {
 // Offsets of the workspace's parts, in bytes, each 256-aligned. The front part (stats and chunk counters)
 // is zeroed at the start of every call.
 struct Layout {
-  int64_t slabs = 0, chunks_per_slab = 0, band_capacity = 0;  // band_capacity in values per slab
+  int64_t slabs = 0, chunks_per_slab = 0, band_room = 0;  // band_room: values of band storage per slab
   int64_t stats = 0, chunk_counts = 0, zeroed_end = 0, cuts = 0, gains = 0, band = 0, total = 0;
 
   Layout(const ProbsView& v, Output output, int64_t storage_bytes) {
@@ -53,14 +58,14 @@ struct Layout {
       return at;
     };
     slabs = v.batch * v.classes;
-    chunks_per_slab = (v.pixels + kChunk - 1) / kChunk;
-    band_capacity = (v.pixels + 3) / 4;  // a quarter of the pixels, in the input's dtype
+    chunks_per_slab = (v.pixels + kChunkPixels - 1) / kChunkPixels;
+    band_room = (v.pixels + 3) / 4;  // a quarter of the pixels, in the input's dtype
     stats = take(slabs * int64_t(sizeof(SlabStats)));
     chunk_counts = take(slabs * chunks_per_slab * int64_t(sizeof(u64)));
     zeroed_end = total;
     cuts = take(slabs * int64_t(sizeof(ClassCut)));
     gains = output == Output::multiclass ? take(slabs * int64_t(sizeof(PixelGain))) : total;
-    band = take(slabs * band_capacity * storage_bytes);
+    band = take(slabs * band_room * storage_bytes);
   }
 };
 
@@ -136,24 +141,24 @@ inline void check_call(cudaError_t error, const char* what) {
   if (error != cudaSuccess) throw std::runtime_error(std::string("rankseg: ") + what + ": " + cudaGetErrorString(error));
 }
 
-__host__ __device__ inline int64_t tiles_per_slab(int64_t pixels, int64_t tile = kTile) {
-  return (pixels + tile - 1) / tile;
+__host__ __device__ inline int64_t blocks_per_slab(int64_t pixels, int64_t per_block = kPixelsPerBlock) {
+  return (pixels + per_block - 1) / per_block;
 }
 
-// The tile a streaming block reads: pixels [begin, end) of slab `slab` (for the merge kernels, of image
-// `slab`: their grid runs over images instead of classes).
-struct Tile {
+// The pixels a streaming block reads: [begin, end) of slab `slab` (for the merge kernels, of image `slab`:
+// their grid runs over images instead of classes), `per_block` of them but at the slab's end.
+struct BlockRange {
   int64_t slab, begin, end;
 };
-__device__ inline Tile this_tile(int64_t pixels, int64_t tile = kTile) {
-  const int64_t tiles = tiles_per_slab(pixels, tile);
-  const int64_t begin = (blockIdx.x % tiles) * tile;
-  return {int64_t(blockIdx.x) / tiles, begin, begin + tile < pixels ? begin + tile : pixels};
+__device__ inline BlockRange this_block_range(int64_t pixels, int64_t per_block = kPixelsPerBlock) {
+  const int64_t blocks = blocks_per_slab(pixels, per_block);
+  const int64_t begin = (blockIdx.x % blocks) * per_block;
+  return {int64_t(blockIdx.x) / blocks, begin, begin + per_block < pixels ? begin + per_block : pixels};
 }
 
-// Blocks of a streaming kernel: one per tile of every slab, at most 2^31 - 1 of them.
-inline unsigned streaming_blocks(int64_t slabs, int64_t pixels, int64_t tile = kTile) {
-  const int64_t blocks = slabs * tiles_per_slab(pixels, tile);
+// Blocks of a streaming kernel: one per `per_block` pixels of every slab, at most 2^31 - 1 of them.
+inline unsigned streaming_blocks(int64_t slabs, int64_t pixels, int64_t per_block = kPixelsPerBlock) {
+  const int64_t blocks = slabs * blocks_per_slab(pixels, per_block);
   if (blocks > int64_t(0x7fffffff)) throw std::invalid_argument("probs is too large for one CUDA call");
   return unsigned(blocks);
 }
@@ -167,7 +172,7 @@ struct Problem {
 };
 
 // Which search a class needs, decided from its first-pass statistics identically on every thread and in every
-// kernel (and as on the CPU, class_cut.h).
+// kernel (and as on the CPU: cpu/class_cut.h, cpu/histogram_search.h).
 enum class Route : int { skip = 0, threshold = 1, smoothed_band = 2, full_histogram = 3 };
 
 __device__ inline Route route_of(const Problem& pb, const SlabStats& st, double max_value) {
@@ -181,7 +186,7 @@ __device__ inline Route route_of(const Problem& pb, const SlabStats& st, double 
 }
 
 // The search whose first threshold bounds the band from below: the metric's own (threshold forms), or the
-// ratio 2S / (mu + s + V + 1) whose optimum bounds the smoothed Dice's band (class_cut.h).
+// ratio 2S / (mu + s + V + 1) whose optimum bounds the smoothed Dice's band (cpu/histogram_search.h).
 template <class V>
 __device__ inline ThresholdSearch<V> band_search(const Problem& pb, const SlabStats& st, Route route) {
   const double mu = st.sum().value();

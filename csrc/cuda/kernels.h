@@ -21,16 +21,16 @@ template <class S>
 void launch_gather_band(const Slabs<S>& slabs, int64_t count, const Problem& problem, const Parts& parts,
                         const Layout& layout, cudaStream_t stream);
 
-// One block per class: the optimal cut (solve.cu).
+// One block per class: the optimal cut (class_cut.cu).
 template <class S>
 void launch_solve(const Slabs<S>& slabs, int64_t count, const Problem& problem, const Parts& parts,
                   const Layout& layout, cudaStream_t stream);
 
-// Multilabel masks from the cuts (output.cu).
+// Multilabel masks from the cuts (streaming.cu).
 template <class S>
 void launch_write_masks(const Slabs<S>& slabs, int64_t count, const ClassCut* cuts, bool* out, cudaStream_t stream);
 
-// Multiclass labels from the cuts (output.cu).
+// Multiclass labels from the cuts (merge.cu).
 template <class S>
 void launch_merge(const Slabs<S>& slabs, int64_t batch, const Problem& problem, Unassigned policy,
                   int64_t void_index, const Parts& parts, int64_t* out, cudaStream_t stream);

@@ -1,5 +1,6 @@
-// The passes that read every pixel: the first pass (sums, maximum, validity, the pixels above 1/2) and the
-// band gather. One block per tile of kTile pixels of one class; per-class results meet in exact atomics.
+// The passes that read every pixel: the first pass (sums, maximum, validity, the pixels above 1/2), the
+// band gather and the multilabel masks (on the CPU: cpu/streaming.cpp, cpu/band.cpp). One block per
+// kPixelsPerBlock pixels of one class; per-class results meet in exact atomics.
 #include <cub/block/block_reduce.cuh>
 #include <cub/block/block_scan.cuh>
 
@@ -10,32 +11,32 @@ namespace rankseg::cuda {
 
 namespace {
 
-struct TileTotals {
+struct BlockTotals {
   u64 sum, above_sum, above_count, max_bits, invalid;
 };
 
 struct CombineTotals {
-  __device__ TileTotals operator()(const TileTotals& a, const TileTotals& b) const {
+  __device__ BlockTotals operator()(const BlockTotals& a, const BlockTotals& b) const {
     return {a.sum + b.sum, a.above_sum + b.above_sum, a.above_count + b.above_count,
             a.max_bits > b.max_bits ? a.max_bits : b.max_bits, a.invalid | b.invalid};
   }
 };
 
-// Each block sums at most kTile values of at most 2^43 each: 2^55, so 64-bit tile totals are exact.
+// Each block sums at most kPixelsPerBlock values of at most 2^43 each: 2^55, so 64-bit block totals are exact.
 template <class S>
 __global__ void __launch_bounds__(kThreads) first_pass_kernel(Slabs<S> slabs, SlabStats* stats, u64* first_invalid) {
   using V = value_t<S>;
-  const auto [slab, begin, end] = this_tile(slabs.pixels);
+  const auto [slab, begin, end] = this_block_range(slabs.pixels);
   const S* p = slabs.base(slab);
 
-  // Every load of the tile is issued before any is used: enough bytes in flight to stream at full bandwidth.
+  // All of a thread's loads are issued before any is used: enough bytes in flight to stream at full bandwidth.
   V v[kItems];
 #pragma unroll
   for (int k = 0; k < kItems; ++k) {
     const int64_t i = begin + threadIdx.x + int64_t(k) * kThreads;
     v[k] = i < end ? load(p + i) : V(0);
   }
-  TileTotals t{0, 0, 0, 0, 0};
+  BlockTotals t{0, 0, 0, 0, 0};
 #pragma unroll
   for (int k = 0; k < kItems; ++k) {
     const bool valid = v[k] >= V(0) && v[k] <= V(1);
@@ -50,7 +51,7 @@ __global__ void __launch_bounds__(kThreads) first_pass_kernel(Slabs<S> slabs, Sl
       t.above_sum += q;
     }
   }
-  using Reduce = cub::BlockReduce<TileTotals, kThreads>;
+  using Reduce = cub::BlockReduce<BlockTotals, kThreads>;
   __shared__ typename Reduce::TempStorage scratch;
   t = Reduce(scratch).Reduce(t, CombineTotals{});
   if (threadIdx.x != 0) return;
@@ -71,9 +72,9 @@ __global__ void __launch_bounds__(kThreads) first_pass_kernel(Slabs<S> slabs, Sl
 template <class S>
 __global__ void __launch_bounds__(kThreads) gather_band_kernel(Slabs<S> slabs, Problem problem, SlabStats* stats,
                                                                u64* chunk_counts, int64_t chunks_per_slab, S* band,
-                                                               int64_t band_capacity) {
+                                                               int64_t band_room) {
   using V = value_t<S>;
-  const auto [slab, begin, end] = this_tile(slabs.pixels);
+  const auto [slab, begin, end] = this_block_range(slabs.pixels);
   SlabStats& st = stats[slab];
   const Route route = route_of(problem, st, double(value_of_bits<V>(st.max_bits)));
   if (route != Route::threshold && route != Route::smoothed_band) return;
@@ -102,18 +103,30 @@ __global__ void __launch_bounds__(kThreads) gather_band_kernel(Slabs<S> slabs, P
   Scan(scratch).ExclusiveSum(count, offset, total);
   if (threadIdx.x == 0 && total > 0) {
     start = atomicAdd(&st.band_count, u64(total));
-    atomicAdd(&chunk_counts[slab * chunks_per_slab + begin / kChunk], u64(total));
+    atomicAdd(&chunk_counts[slab * chunks_per_slab + begin / kChunkPixels], u64(total));
   }
   __syncthreads();
   if (total == 0) return;
-  S* out = band + slab * band_capacity;
+  S* out = band + slab * band_room;
   u64 at = start + u64(offset);
 #pragma unroll
   for (int k = 0; k < kItems; ++k) {
     if (!keep[k]) continue;
-    if (at < u64(band_capacity)) out[at] = raw[k];
+    if (at < u64(band_room)) out[at] = raw[k];
     ++at;
   }
+}
+
+// Writes p >= cut for each of the block's pixels: the multilabel output.
+template <class S>
+__global__ void __launch_bounds__(kThreads) write_masks_kernel(Slabs<S> slabs, const ClassCut* cuts, bool* out) {
+  using V = value_t<S>;
+  const auto [slab, begin, end] = this_block_range(slabs.pixels);
+  const ClassCut cut = cuts[slab];
+  const V threshold = V(cut.threshold);  // exact: every cut lies on a value of the input's type
+  const S* p = slabs.base(slab);
+  bool* mask = out + slab * slabs.pixels;
+  for (int64_t i = begin + threadIdx.x; i < end; i += kThreads) mask[i] = cut.volume > 0 && load(p + i) >= threshold;
 }
 
 }  // namespace
@@ -131,14 +144,21 @@ void launch_gather_band(const Slabs<S>& slabs, int64_t count, const Problem& pro
                         const Layout& layout, cudaStream_t stream) {
   gather_band_kernel<S><<<streaming_blocks(count, slabs.pixels), kThreads, 0, stream>>>(
       slabs, problem, parts.stats, parts.chunk_counts, layout.chunks_per_slab, static_cast<S*>(parts.band),
-      layout.band_capacity);
+      layout.band_room);
   check_launch("gather_band");
+}
+
+template <class S>
+void launch_write_masks(const Slabs<S>& slabs, int64_t count, const ClassCut* cuts, bool* out, cudaStream_t stream) {
+  write_masks_kernel<S><<<streaming_blocks(count, slabs.pixels), kThreads, 0, stream>>>(slabs, cuts, out);
+  check_launch("write_masks");
 }
 
 #define RANKSEG_INSTANTIATE(S)                                                                                  \
   template void launch_first_pass<S>(const Slabs<S>&, int64_t, SlabStats*, int64_t*, cudaStream_t);            \
   template void launch_gather_band<S>(const Slabs<S>&, int64_t, const Problem&, const Parts&, const Layout&, \
-                                      cudaStream_t);
+                                      cudaStream_t);                                                           \
+  template void launch_write_masks<S>(const Slabs<S>&, int64_t, const ClassCut*, bool*, cudaStream_t);
 RANKSEG_FOR_EACH_STORAGE(RANKSEG_INSTANTIATE)
 #undef RANKSEG_INSTANTIATE
 

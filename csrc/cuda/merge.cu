@@ -1,6 +1,6 @@
-// From the per-class cuts to what the caller asked for: multilabel masks, or the multiclass merge (SPEC §3,
-// as csrc/cpu/multiclass_merge.h): a pixel selected by exactly one class takes it; the others go to the
-// eligible class with the largest incremental score, the lowest index on ties.
+// The multiclass merge (docs/algorithm.md, "Multiclass merge"; as cpu/merge.h), from the per-class cuts to one
+// label per pixel: a pixel selected by exactly one class takes it; the others go to the eligible class with
+// the largest incremental score, the lowest index on ties.
 #include "common.cuh"
 #include "kernels.h"
 
@@ -11,28 +11,17 @@ namespace {
 constexpr int64_t kUnselected = -1;  // placeholders between the merge's two passes, always overwritten
 constexpr int64_t kContested = -2;
 constexpr int kClassesPerRound = 1024;  // selecting classes staged in shared memory at a time
-// The merge reads every class of a pixel, so its tiles are small: enough blocks even for one image.
+// The merge reads every class of a pixel, so its blocks take few pixels: enough blocks even for one image.
 constexpr int kMergeItems = 4;
-constexpr int64_t kMergeTile = kThreads * kMergeItems;
+constexpr int64_t kMergePixelsPerBlock = kThreads * kMergeItems;
 
-template <class S>
-__global__ void __launch_bounds__(kThreads) write_masks_kernel(Slabs<S> slabs, const ClassCut* cuts, bool* out) {
-  using V = value_t<S>;
-  const auto [slab, begin, end] = this_tile(slabs.pixels);
-  const ClassCut cut = cuts[slab];
-  const V threshold = V(cut.threshold);  // exact: every cut lies on a value of the input's type
-  const S* p = slabs.base(slab);
-  bool* mask = out + slab * slabs.pixels;
-  for (int64_t i = begin + threadIdx.x; i < end; i += kThreads) mask[i] = cut.volume > 0 && load(p + i) >= threshold;
-}
-
-// Pass 1 of the merge over one tile of one image: labels the pixels selected by exactly one class, marks the
-// others, and adds each class's solely held pixels to its count and exact sum.
+// Pass 1 of the merge over one block's pixels of one image: labels the pixels selected by exactly one class,
+// marks the others, and adds each class's solely held pixels to its count and exact sum.
 template <class S>
 __global__ void __launch_bounds__(kThreads) label_safe_kernel(Slabs<S> slabs, const ClassCut* cuts,
                                                               SlabStats* stats, int64_t* out) {
   using V = value_t<S>;
-  const auto [image, begin, end] = this_tile(slabs.pixels, kMergeTile);
+  const auto [image, begin, end] = this_block_range(slabs.pixels, kMergePixelsPerBlock);
   const ClassCut* image_cuts = cuts + image * slabs.classes;
 
   __shared__ int32_t staged_class[kClassesPerRound];
@@ -115,7 +104,7 @@ __global__ void __launch_bounds__(kThreads) resolve_kernel(Slabs<S> slabs, const
                                                            const PixelGain* gains, Unassigned policy,
                                                            int64_t void_index, int64_t* out) {
   using V = value_t<S>;
-  const auto [image, begin, end] = this_tile(slabs.pixels, kMergeTile);
+  const auto [image, begin, end] = this_block_range(slabs.pixels, kMergePixelsPerBlock);
   const ClassCut* image_cuts = cuts + image * slabs.classes;
   const PixelGain* image_gains = gains + image * slabs.classes;
   int64_t* labels = out + image * slabs.pixels;
@@ -173,15 +162,9 @@ __global__ void __launch_bounds__(kThreads) resolve_kernel(Slabs<S> slabs, const
 }  // namespace
 
 template <class S>
-void launch_write_masks(const Slabs<S>& slabs, int64_t count, const ClassCut* cuts, bool* out, cudaStream_t stream) {
-  write_masks_kernel<S><<<streaming_blocks(count, slabs.pixels), kThreads, 0, stream>>>(slabs, cuts, out);
-  check_launch("write_masks");
-}
-
-template <class S>
 void launch_merge(const Slabs<S>& slabs, int64_t batch, const Problem& problem, Unassigned policy,
                   int64_t void_index, const Parts& parts, int64_t* out, cudaStream_t stream) {
-  const unsigned blocks = streaming_blocks(batch, slabs.pixels, kMergeTile);
+  const unsigned blocks = streaming_blocks(batch, slabs.pixels, kMergePixelsPerBlock);
   label_safe_kernel<S><<<blocks, kThreads, 0, stream>>>(slabs, parts.cuts, parts.stats, out);
   check_launch("label_safe");
   const int64_t count = batch * slabs.classes;
@@ -193,7 +176,6 @@ void launch_merge(const Slabs<S>& slabs, int64_t batch, const Problem& problem, 
 }
 
 #define RANKSEG_INSTANTIATE(S)                                                                                    \
-  template void launch_write_masks<S>(const Slabs<S>&, int64_t, const ClassCut*, bool*, cudaStream_t);          \
   template void launch_merge<S>(const Slabs<S>&, int64_t, const Problem&, Unassigned, int64_t, const Parts&, \
                                 int64_t*, cudaStream_t);
 RANKSEG_FOR_EACH_STORAGE(RANKSEG_INSTANTIATE)

@@ -1,4 +1,5 @@
-// One block per (image, class): the optimal cut, reached by the same decisions as the CPU (search.h).
+// One block per (image, class): the optimal cut, reached by the same decisions as the CPU (search.h; the
+// CPU's per-class driver is cpu/class_cut.h).
 //
 // Threshold forms run Dinkelbach's steps over the class's band. Dice with s > 0 takes the exact maximum over
 // every cut between distinct values of its domain (the band above R*, or the whole class, chosen by the
@@ -29,14 +30,14 @@ struct Domain {
     // kUnroll loads in flight per thread: one block per class reads its whole domain on every search step.
     constexpr int kUnroll = 8;
     int64_t i = threadIdx.x;
-    for (; i + (kUnroll - 1) * kSolverThreads < count; i += kUnroll * kSolverThreads) {
+    for (; i + (kUnroll - 1) * kCutSolverThreads < count; i += kUnroll * kCutSolverThreads) {
       V v[kUnroll];
 #pragma unroll
-      for (int k = 0; k < kUnroll; ++k) v[k] = load(data + i + k * kSolverThreads);
+      for (int k = 0; k < kUnroll; ++k) v[k] = load(data + i + k * kCutSolverThreads);
 #pragma unroll
       for (int k = 0; k < kUnroll; ++k) visit(v[k], f);
     }
-    for (; i < count; i += kSolverThreads) visit(load(data + i), f);
+    for (; i < count; i += kCutSolverThreads) visit(load(data + i), f);
   }
 
  private:
@@ -71,7 +72,7 @@ struct MassOp {
   __device__ Mass operator()(const Mass& a, const Mass& b) const { return {a.count + b.count, a.sum.plus(b.sum)}; }
 };
 
-constexpr int kBinsPerThread = kBins / kSolverThreads;
+constexpr int kBinsPerThread = kBinsPerLevel / kCutSolverThreads;
 constexpr int kMaxDepth = 8;  // float64 patterns below 2^62 need 7 levels of 9 bits
 
 // A pattern range being refined, and the pixels of the domain above it. Plain fields: it lives in shared
@@ -87,32 +88,32 @@ struct Frame {
 
 __device__ inline int shift_for(u64 range) {
   const int bits = range > 1 ? 64 - __clzll((long long)(range - 1)) : 0;
-  return bits > kBinBits ? bits - kBinBits : 0;
+  return bits > kBitsPerLevel ? bits - kBitsPerLevel : 0;
 }
 
-struct SolverShared {
+struct CutSolverShared {
   union {
-    typename cub::BlockReduce<UpperSet, kSolverThreads>::TempStorage upper;
-    typename cub::BlockReduce<Best, kSolverThreads>::TempStorage best;
-    typename cub::BlockReduce<int, kSolverThreads>::TempStorage index;
-    typename cub::BlockScan<Mass, kSolverThreads>::TempStorage scan;
+    typename cub::BlockReduce<UpperSet, kCutSolverThreads>::TempStorage upper;
+    typename cub::BlockReduce<Best, kCutSolverThreads>::TempStorage best;
+    typename cub::BlockReduce<int, kCutSolverThreads>::TempStorage index;
+    typename cub::BlockScan<Mass, kCutSolverThreads>::TempStorage scan;
   } cub;
   // Results broadcast to every thread, as plain fields.
   u64 count_result, sum_lo_result, sum_hi_result;
   double min_result, score_result, threshold_result;
   int64_t volume_result;
   int index_result;
-  u64 count[kBins], lo[kBins], hi[kBins], min_bits[kBins], max_bits[kBins];
+  u64 count[kBinsPerLevel], lo[kBinsPerLevel], hi[kBinsPerLevel], min_bits[kBinsPerLevel], max_bits[kBinsPerLevel];
   Frame frames[kMaxDepth];
   u64 child_above, child_lo, child_hi;  // the pixels above the bin chosen to descend into
 };
 
 template <class S>
-class Solver {
+class CutSolver {
  public:
   using V = value_t<S>;
 
-  __device__ Solver(SolverShared& shared) : sh_(shared) {}
+  __device__ CutSolver(CutSolverShared& shared) : sh_(shared) {}
 
   // The upper set {p >= t} of the domain, on every thread.
   __device__ UpperSet upper_set(const Domain<S>& d, V t) {
@@ -124,7 +125,7 @@ class Solver {
         u.min = double(v) < u.min ? double(v) : u.min;
       }
     });
-    u = cub::BlockReduce<UpperSet, kSolverThreads>(sh_.cub.upper).Reduce(u, UpperSetOp{});
+    u = cub::BlockReduce<UpperSet, kCutSolverThreads>(sh_.cub.upper).Reduce(u, UpperSetOp{});
     if (threadIdx.x == 0) {
       sh_.count_result = u64(u.count);
       sh_.sum_lo_result = u.sum.lo;
@@ -157,7 +158,7 @@ class Solver {
     const u64 one = value_bits(V(1));
     int depth = 0;
     if (threadIdx.x == 0)
-      sh_.frames[0] = Frame{0, one + 1, shift_for(one + 1), kBins - 1, u64(held), held_sum.lo, held_sum.hi};
+      sh_.frames[0] = Frame{0, one + 1, shift_for(one + 1), kBinsPerLevel - 1, u64(held), held_sum.lo, held_sum.hi};
     __syncthreads();
     while (depth >= 0) {
       const Frame f = sh_.frames[depth];
@@ -175,7 +176,7 @@ class Solver {
         const u64 end = c.lo + (u64(1) << f.shift);
         c.hi = end < f.hi ? end : f.hi;
         c.shift = shift_for(c.hi - c.lo);
-        c.next = kBins - 1;
+        c.next = kBinsPerLevel - 1;
         c.above = sh_.child_above;
         c.above_lo = sh_.child_lo;
         c.above_hi = sh_.child_hi;
@@ -187,10 +188,10 @@ class Solver {
   }
 
  private:
-  SolverShared& sh_;
+  CutSolverShared& sh_;
 
   __device__ void build_histogram(const Domain<S>& d, const Frame& f) {
-    for (int k = threadIdx.x; k < kBins; k += kSolverThreads) {
+    for (int k = threadIdx.x; k < kBinsPerLevel; k += kCutSolverThreads) {
       sh_.count[k] = sh_.lo[k] = sh_.hi[k] = sh_.max_bits[k] = 0;
       sh_.min_bits[k] = ~0ull;
     }
@@ -210,14 +211,14 @@ class Solver {
   // Offers every bin boundary of the frame's histogram; returns the highest sub-bin at or below f.next that
   // could still hold a better cut (and leaves the pixels above it in sh_.child_*), or -1.
   __device__ int score_bins(const Frame& f, const VolumeScore& score, double lowest, Best& best) {
-    // Thread t holds bins kBins - 1 - (t * kBinsPerThread + i): bins in descending order across threads.
+    // Thread t holds bins kBinsPerLevel - 1 - (t * kBinsPerThread + i): bins in descending order across threads.
     Mass items[kBinsPerThread], before[kBinsPerThread];
     int bin[kBinsPerThread];
     for (int i = 0; i < kBinsPerThread; ++i) {
-      bin[i] = kBins - 1 - (int(threadIdx.x) * kBinsPerThread + i);
+      bin[i] = kBinsPerLevel - 1 - (int(threadIdx.x) * kBinsPerThread + i);
       items[i] = Mass{sh_.count[bin[i]], ExactSum{sh_.lo[bin[i]], sh_.hi[bin[i]]}};
     }
-    cub::BlockScan<Mass, kSolverThreads>(sh_.cub.scan).ExclusiveScan(items, before, Mass{0, ExactSum{}}, MassOp{});
+    cub::BlockScan<Mass, kCutSolverThreads>(sh_.cub.scan).ExclusiveScan(items, before, Mass{0, ExactSum{}}, MassOp{});
     __syncthreads();
 
     Best mine = best;
@@ -232,7 +233,7 @@ class Solver {
     best = reduce_best(mine);
 
     // Inside a bin of n pixels the j-th adds at most hi (plus the rounding of q), so S <= above + j * hi;
-    // along that ray the score falls then rises, so its maximum is at j = 1 or j = n (class_cut.h).
+    // along that ray the score falls then rises, so its maximum is at j = 1 or j = n (cpu/histogram_search.h).
     const double floor = best.score - 1e-12 * fabs(best.score);
     int marked = -1;
     for (int i = 0; i < kBinsPerThread; ++i) {
@@ -246,7 +247,7 @@ class Solver {
       const double bound = fmax(score(s + hi, above + 1.0), score(s + double(n) * hi, above + double(n)));
       if (bound >= floor && k > marked) marked = k;
     }
-    marked = cub::BlockReduce<int, kSolverThreads>(sh_.cub.index).Reduce(marked, MaxOp{});
+    marked = cub::BlockReduce<int, kCutSolverThreads>(sh_.cub.index).Reduce(marked, MaxOp{});
     if (threadIdx.x == 0) sh_.index_result = marked;
     __syncthreads();
     marked = sh_.index_result;
@@ -263,7 +264,7 @@ class Solver {
   }
 
   __device__ Best reduce_best(const Best& mine) {
-    const Best b = cub::BlockReduce<Best, kSolverThreads>(sh_.cub.best).Reduce(mine, BestOp{});
+    const Best b = cub::BlockReduce<Best, kCutSolverThreads>(sh_.cub.best).Reduce(mine, BestOp{});
     if (threadIdx.x == 0) {
       sh_.score_result = b.score;
       sh_.volume_result = b.volume;
@@ -278,11 +279,11 @@ class Solver {
   }
 };
 
-// The CPU's band-capacity rule (class_cut.h): a chunk's band may hold at most half the chunk's bytes.
+// The CPU's band-capacity rule (cpu/threshold_search.h): a chunk's band may hold at most half the chunk's bytes.
 template <class S>
 __device__ bool cpu_would_band(const u64* chunk_counts, int64_t chunks, int64_t pixels) {
   for (int64_t j = 0; j < chunks; ++j) {
-    const int64_t n = j + 1 < chunks ? kChunk : pixels - j * kChunk;
+    const int64_t n = j + 1 < chunks ? kChunkPixels : pixels - j * kChunkPixels;
     const int64_t capacity = n * int64_t(sizeof(S)) / (2 * int64_t(sizeof(value_t<S>)));
     if (int64_t(chunk_counts[j]) > capacity) return false;
   }
@@ -290,10 +291,10 @@ __device__ bool cpu_would_band(const u64* chunk_counts, int64_t chunks, int64_t 
 }
 
 template <class S>
-__global__ void __launch_bounds__(kSolverThreads) solve_kernel(Slabs<S> slabs, Problem problem, Parts parts,
-                                                               int64_t chunks_per_slab, int64_t band_capacity) {
+__global__ void __launch_bounds__(kCutSolverThreads) solve_kernel(Slabs<S> slabs, Problem problem, Parts parts,
+                                                                  int64_t chunks_per_slab, int64_t band_room) {
   using V = value_t<S>;
-  __shared__ SolverShared shared;
+  __shared__ CutSolverShared shared;
   const int64_t slab = blockIdx.x;
   const SlabStats st = parts.stats[slab];
   const V max_value = value_of_bits<V>(st.max_bits);
@@ -310,7 +311,7 @@ __global__ void __launch_bounds__(kSolverThreads) solve_kernel(Slabs<S> slabs, P
     route = Route::full_histogram;
 
   if (route != Route::skip) {
-    Solver<S> solver(shared);
+    CutSolver<S> solver(shared);
     const S* pixels = slabs.base(slab);
     const VolumeScore score{problem.metric, cut.mu, problem.smooth};
     Best best{score.empty()};
@@ -319,8 +320,8 @@ __global__ void __launch_bounds__(kSolverThreads) solve_kernel(Slabs<S> slabs, P
       solver.exact_argmax(all, score, 0, ExactSum{}, 0.0, best);
     } else {
       ThresholdSearch<V> search = band_search<V>(problem, st, route);
-      const bool stored = st.band_count <= u64(band_capacity);
-      const S* band = static_cast<const S*>(parts.band) + slab * band_capacity;
+      const bool stored = st.band_count <= u64(band_room);
+      const S* band = static_cast<const S*>(parts.band) + slab * band_room;
       const Domain<S> d = stored ? Domain<S>{band, int64_t(st.band_count), false, V(0), V(0.5)}
                                  : Domain<S>{pixels, slabs.pixels, true, search.threshold(), V(0.5)};
       solver.threshold_search(d, st, search);
@@ -347,8 +348,8 @@ template <class S>
 void launch_solve(const Slabs<S>& slabs, int64_t count, const Problem& problem, const Parts& parts,
                   const Layout& layout, cudaStream_t stream) {
   if (count > int64_t(0x7fffffff)) throw std::invalid_argument("too many (image, class) pairs for one CUDA call");
-  solve_kernel<S><<<unsigned(count), kSolverThreads, 0, stream>>>(slabs, problem, parts, layout.chunks_per_slab,
-                                                                   layout.band_capacity);
+  solve_kernel<S><<<unsigned(count), kCutSolverThreads, 0, stream>>>(slabs, problem, parts, layout.chunks_per_slab,
+                                                                      layout.band_room);
   check_launch("solve");
 }
 

@@ -1,5 +1,6 @@
-// Turning per-class RMA masks into one label per pixel (SPEC §3, multiclass): a pixel selected by exactly one
-// class takes it; the others go to the eligible class with the largest incremental score.
+// The multiclass merge (docs/algorithm.md, "Multiclass merge"), turning per-class masks into one label per
+// pixel: a pixel selected by exactly one class takes it; the others go to the eligible class with the largest
+// incremental score (PixelGain, scores.h).
 #pragma once
 
 #include <algorithm>
@@ -7,16 +8,21 @@
 #include <limits>
 #include <vector>
 
+#include "../core.h"
+#include "../exact_sum.h"
 #include "../scores.h"
-#include "class_cut.h"
+#include "../search.h"
+#include "../values.h"
 #include "parallel.h"
 
 namespace rankseg::cpu {
 
-// Pixels per reduction block: fixed, so the per-class sums do not depend on the thread count.
-constexpr int64_t kBlock = int64_t(1) << 16;
-// Pixels resolved together; their counters stay in L1 while every class streams past them.
-constexpr int64_t kTile = 256;
+// Each image is split into tasks of this many pixels, shared among the threads. Fixed, so the per-class sums
+// (formed per task, merged in order) do not depend on the thread count.
+constexpr int64_t kTaskPixels = int64_t(1) << 16;
+// A task's pixels are resolved a tile of this many at a time: the tile's counters stay in L1 while every
+// class streams past them.
+constexpr int64_t kMergeTilePixels = 256;
 
 constexpr int64_t kUnselected = -1;  // placeholders between the two passes, always overwritten
 constexpr int64_t kContested = -2;
@@ -30,15 +36,15 @@ struct Image {
   value_t<S> at(int64_t c, int64_t i) const { return to_value(data[c * stride_c + i * stride_n]); }
 };
 
-// Pass 1 over one block: labels pixels selected by exactly one class, marks the rest, and sums what each
-// selecting class holds alone (`mass`, `count` are indexed by position in `selecting`).
+// Pass 1 over one task's pixels: labels pixels selected by exactly one class, marks the rest, and sums what
+// each selecting class holds alone (`mass`, `count` are indexed by position in `selecting`).
 template <class S>
 void label_safe_pixels(const Image<S>& img, const ClassCut* cuts, const std::vector<int64_t>& selecting,
                        const int64_t* slot, int64_t begin, int64_t end, ExactSum* mass,
                        int64_t* count, int64_t* out) {
   using V = value_t<S>;
-  uint8_t hits[kTile];
-  int32_t owner[kTile];  // 32 bits, like the values: the loop below vectorises
+  uint8_t hits[kMergeTilePixels];
+  int32_t owner[kMergeTilePixels];  // 32 bits, like the values: the loop below vectorises
   auto count_hits = [&](const S* p, int64_t stride, int64_t n, V threshold, int32_t c) {
     for (int64_t i = 0; i < n; ++i) {
       const bool hit = to_value(p[i * stride]) >= threshold;
@@ -46,8 +52,8 @@ void label_safe_pixels(const Image<S>& img, const ClassCut* cuts, const std::vec
       owner[i] = hit ? c : owner[i];
     }
   };
-  for (int64_t t0 = begin; t0 < end; t0 += kTile) {
-    const int64_t n = std::min(kTile, end - t0);
+  for (int64_t t0 = begin; t0 < end; t0 += kMergeTilePixels) {
+    const int64_t n = std::min(kMergeTilePixels, end - t0);
     std::fill(hits, hits + n, uint8_t(0));
     std::fill(owner, owner + n, int32_t(0));
     for (const int64_t c : selecting) {
@@ -72,19 +78,19 @@ void label_safe_pixels(const Image<S>& img, const ClassCut* cuts, const std::vec
   }
 }
 
-// Pass 2 over one block: every marked pixel goes to the eligible class of largest gain, the lowest index on
-// ties. Contested pixels choose among the classes selecting them; unselected ones among `candidates`,
-// unless the policy leaves them void.
+// Pass 2 over one task's pixels: every marked pixel goes to the eligible class of largest gain, the lowest
+// index on ties. Contested pixels choose among the classes selecting them; unselected ones among
+// `candidates`, unless the policy leaves them void.
 template <class S>
 void resolve_marked_pixels(const Image<S>& img, const ClassCut* cuts, const std::vector<int64_t>& candidates,
                            const std::vector<PixelGain>& gains, Unassigned policy, int64_t void_index,
                            int64_t begin, int64_t end, int64_t* out) {
   using V = value_t<S>;
-  int64_t index[kTile];
-  bool contested[kTile];
-  double best[kTile];
-  for (int64_t t0 = begin; t0 < end; t0 += kTile) {
-    const int64_t n = std::min(kTile, end - t0);
+  int64_t index[kMergeTilePixels];
+  bool contested[kMergeTilePixels];
+  double best[kMergeTilePixels];
+  for (int64_t t0 = begin; t0 < end; t0 += kMergeTilePixels) {
+    const int64_t n = std::min(kMergeTilePixels, end - t0);
     int64_t marked = 0;
     for (int64_t i = t0; i < t0 + n; ++i) {
       if (out[i] >= 0) continue;
@@ -118,8 +124,8 @@ template <class S>
 void merge_batch(const S* data, int64_t batch, int64_t stride_b, const Image<S>& shape, const ClassCut* cuts,
                  const RmaOptions& options, Unassigned policy, int64_t void_index, int64_t* out) {
   const int64_t classes = shape.classes, pixels = shape.pixels;
-  const int64_t blocks = (pixels + kBlock - 1) / kBlock;
-  const int64_t tasks = batch * blocks;
+  const int64_t tasks_per_image = (pixels + kTaskPixels - 1) / kTaskPixels;
+  const int64_t tasks = batch * tasks_per_image;
 
   // Per image: the classes that select pixels, and the classes an unselected pixel may go to (the active
   // ones, or every class when all were pruned; every class when the merge labels by probability).
@@ -146,13 +152,13 @@ void merge_batch(const S* data, int64_t batch, int64_t stride_b, const Image<S>&
   std::vector<ExactSum> mass(size_t(tasks) * width);
   std::vector<int64_t> count(size_t(tasks) * width, 0);
   parallel_for_dynamic(tasks, options.num_threads, [&](int64_t task) {
-    const int64_t b = task / blocks, blk = task % blocks;
-    label_safe_pixels(image(b), cuts + b * classes, selecting[size_t(b)], slot.data() + b * classes, blk * kBlock,
-                      std::min(pixels, (blk + 1) * kBlock), mass.data() + size_t(task) * width,
+    const int64_t b = task / tasks_per_image, j = task % tasks_per_image;
+    label_safe_pixels(image(b), cuts + b * classes, selecting[size_t(b)], slot.data() + b * classes, j * kTaskPixels,
+                      std::min(pixels, (j + 1) * kTaskPixels), mass.data() + size_t(task) * width,
                       count.data() + size_t(task) * width, out + b * pixels);
   });
 
-  // Gains from the per-class totals, blocks summed in order.
+  // Gains from the per-class totals, tasks summed in order.
   std::vector<std::vector<PixelGain>> gains(static_cast<size_t>(batch));
   for (int64_t b = 0; b < batch; ++b) {
     const ClassCut* cut = cuts + b * classes;
@@ -165,9 +171,9 @@ void merge_batch(const S* data, int64_t batch, int64_t stride_b, const Image<S>&
       int64_t n = 0;
       const int64_t s = slot[size_t(b * classes + c)];
       if (s >= 0) {
-        for (int64_t blk = 0; blk < blocks; ++blk) {
-          m.add(mass[size_t(b * blocks + blk) * width + size_t(s)]);
-          n += count[size_t(b * blocks + blk) * width + size_t(s)];
+        for (int64_t j = 0; j < tasks_per_image; ++j) {
+          m.add(mass[size_t(b * tasks_per_image + j) * width + size_t(s)]);
+          n += count[size_t(b * tasks_per_image + j) * width + size_t(s)];
         }
       }
       gains[size_t(b)].emplace_back(options.metric, options.smooth, cut[c].mu, double(n), m.value());
@@ -175,9 +181,9 @@ void merge_batch(const S* data, int64_t batch, int64_t stride_b, const Image<S>&
   }
 
   parallel_for_dynamic(tasks, options.num_threads, [&](int64_t task) {
-    const int64_t b = task / blocks, blk = task % blocks;
+    const int64_t b = task / tasks_per_image, j = task % tasks_per_image;
     resolve_marked_pixels(image(b), cuts + b * classes, candidates[size_t(b)], gains[size_t(b)], policy,
-                          void_index, blk * kBlock, std::min(pixels, (blk + 1) * kBlock), out + b * pixels);
+                          void_index, j * kTaskPixels, std::min(pixels, (j + 1) * kTaskPixels), out + b * pixels);
   });
 }
 
