@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "config.h"
 #include "core.h"
 
 namespace py = pybind11;
@@ -322,9 +323,9 @@ PYBIND11_MODULE(_C, m) {
   m.def("cuda_architectures", &rankseg::cuda_architectures, "CUDA architectures compiled for, ';'-separated.");
   m.def("cuda_runtime_version", &rankseg::cuda_runtime_version, "CUDA runtime version built against (0: none).");
   m.def("cuda_device_count", &rankseg::cuda_device_count, "CUDA devices usable now (0 without driver or GPU).");
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#if RANKSEG_ISA_CLONES
   m.attr("cpu_instruction_sets") = "x86-64-v3 (AVX2), x86-64";
-  // The clone GCC's target_clones resolver picks on this CPU (streaming.cpp): the same test it makes.
+  // The clone GCC's target_clones resolver picks on this CPU (RANKSEG_CLONES, config.h): the same test it makes.
   m.def("cpu_dispatched", [] {
     __builtin_cpu_init();
     return std::string(__builtin_cpu_supports("x86-64-v3") ? "x86-64-v3 (AVX2)" : "x86-64");

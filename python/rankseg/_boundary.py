@@ -41,8 +41,6 @@ SCALAR_TYPES = {
     torch.int64: _C.ScalarType.int64,
     torch.uint8: _C.ScalarType.uint8,
 }
-# What each output holds: int64 labels (B, N), or bool masks (B, C, N).
-OUTPUT_TYPES = {_C.Output.multiclass: _C.ScalarType.int64, _C.Output.multilabel: _C.ScalarType.boolean}
 METRICS = {"dice": _C.Metric.dice, "iou": _C.Metric.iou}
 UNASSIGNED = {"max_score": _C.Unassigned.max_score, "void": _C.Unassigned.void_label}
 PRUNING = {"max_prob": _C.Pruning.max_prob, "argmax": _C.Pruning.argmax}
@@ -52,9 +50,17 @@ _CPU = _C.DeviceType.cpu
 _CUDA = _C.DeviceType.cuda
 
 
+def make_ref(fields: tuple) -> TensorRef:
+    """TensorRef(*fields), without the named tuple's __new__: half the cost (0.2 us), twice per call."""
+    return _new_tuple(TensorRef, fields)
+
+
+_new_tuple = tuple.__new__
+
+
 def tensor_ref(t: torch.Tensor) -> TensorRef:
     """A reference to t, which must stay alive (and unmoved) for the call it is passed to."""
     if t.is_cpu:  # without building a torch.device (about 0.4 us, a tenth of a small call's Python)
-        return TensorRef(t.data_ptr(), SCALAR_TYPES[t.dtype], _CPU, 0, tuple(t.shape), tuple(t.stride()))
+        return make_ref((t.data_ptr(), SCALAR_TYPES[t.dtype], _CPU, 0, tuple(t.shape), tuple(t.stride())))
     index = t.device.index if t.device.index is not None else 0
-    return TensorRef(t.data_ptr(), SCALAR_TYPES[t.dtype], _CUDA, index, tuple(t.shape), tuple(t.stride()))
+    return make_ref((t.data_ptr(), SCALAR_TYPES[t.dtype], _CUDA, index, tuple(t.shape), tuple(t.stride())))

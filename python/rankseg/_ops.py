@@ -21,12 +21,11 @@ from . import _C, _build
 from ._boundary import (
     MERGES,
     METRICS,
-    OUTPUT_TYPES,
     PRUNING,
     SORTING_SOLVERS,
     UNASSIGNED,
     CudaArgs,
-    TensorRef,
+    make_ref,
     tensor_ref,
 )
 from ._probs import INVALID_VALUES, with_value_range
@@ -72,44 +71,51 @@ def _as_bcn(probs: torch.Tensor, gpu: bool) -> torch.Tensor:
     return x if x.shape[2] == 1 or x.stride(2) == 1 else x.contiguous()
 
 
+_INT64, _BOOLEAN = _C.ScalarType.int64, _C.ScalarType.boolean
+
+
 class CoreCall:
     """One call of the compiled core, used as ``with CoreCall(...) as call: _C.kernel(call.probs, call.out, ...,
     call.cuda)``: probs as (B, C, N) on the device that solves it (the host for host-only kernels, or when the
     CUDA kernels cannot take it), the output, and on CUDA the workspace, stream and invalid-value report. An
     invalid-value error gains the range of the values; ``result`` is the output on the device of probs."""
 
-    def __init__(self, probs: torch.Tensor, output: _C.Output, host_only: bool, check_values: bool = True):
+    # Slots: a small call's Python is a few microseconds, and each attribute set of a plain object counts.
+    __slots__ = ("_first_invalid", "_input_device", "_out", "_workspace", "_x", "cuda", "out", "probs")
+
+    def __init__(self, probs: torch.Tensor, *, labels: bool, host_only: bool, check_values: bool = True):
         gpu = not host_only and _on_gpu(probs)
-        x = _as_bcn(probs, gpu)
+        x = self._x = _as_bcn(probs, gpu)
         b, c, n = x.shape
-        self._x, self._input_device = x, probs.device if probs.is_cuda and not gpu else None
-        self.probs = tensor_ref(x)
-        sizes: tuple[int, ...]
-        strides: tuple[int, ...]
-        if output == _C.Output.multiclass:  # int64 labels (B, *spatial), seen as (B, N)
-            self._out = x.new_empty(probs.shape[:1] + probs.shape[2:], dtype=torch.int64)
-            sizes, strides = (b, n), (n, 1)
+        self._input_device = probs.device if probs.is_cuda and not gpu else None
+        ref = self.probs = tensor_ref(x)
+        # (The output's kind is a bool, not a _C.Output: comparing or hashing a pybind11 enum costs 0.4 us.)
+        fields: tuple
+        if labels:  # int64 labels (B, *spatial), seen as (B, N)
+            out = self._out = x.new_empty(probs.shape[:1] + probs.shape[2:], dtype=torch.int64)
+            fields = (out.data_ptr(), _INT64, ref.device, ref.device_index, (b, n), (n, 1))
         else:  # bool masks (B, C, *spatial), seen as (B, C, N)
-            self._out = x.new_empty(probs.shape, dtype=torch.bool)
-            sizes, strides = (b, c, n), (c * n, n, 1)
-        # out is fresh and contiguous: its reference is written directly, which saves a view op per call
-        self.out = TensorRef(
-            self._out.data_ptr(), OUTPUT_TYPES[output], self.probs.device, self.probs.device_index, sizes, strides
-        )
+            out = self._out = x.new_empty(probs.shape, dtype=torch.bool)
+            fields = (out.data_ptr(), _BOOLEAN, ref.device, ref.device_index, (b, c, n), (c * n, n, 1))
+        self.out = make_ref(fields)  # out is fresh and contiguous: its reference is written directly
         self.cuda: Optional[CudaArgs] = None
         self._first_invalid: Optional[torch.Tensor] = None
         if gpu:
-            if check_values and torch.cuda.is_current_stream_capturing():
-                raise ValueError(
-                    "checking probs for NaN or values outside [0, 1] reads a flag back from the GPU, which CUDA "
-                    "graph capture does not allow; pass check_values=False when capturing"
-                )
-            workspace = torch.empty(_C.workspace_bytes(self.probs, output), dtype=torch.uint8, device=x.device)
-            if check_values and b > 0:  # with no image the kernels write no report
-                self._first_invalid = torch.empty(1, dtype=torch.int64, device=x.device)
-            invalid = None if self._first_invalid is None else tensor_ref(self._first_invalid)
-            self._workspace = workspace  # kept alive for the call
-            self.cuda = CudaArgs(torch.cuda.current_stream(x.device).cuda_stream, tensor_ref(workspace), invalid)
+            self._prepare_cuda(labels, check_values)
+
+    def _prepare_cuda(self, labels: bool, check_values: bool) -> None:
+        x = self._x
+        if check_values and torch.cuda.is_current_stream_capturing():
+            raise ValueError(
+                "checking probs for NaN or values outside [0, 1] reads a flag back from the GPU, which CUDA "
+                "graph capture does not allow; pass check_values=False when capturing"
+            )
+        output = _C.Output.multiclass if labels else _C.Output.multilabel
+        self._workspace = torch.empty(_C.workspace_bytes(self.probs, output), dtype=torch.uint8, device=x.device)
+        if check_values and x.shape[0] > 0:  # with no image the kernels write no report
+            self._first_invalid = torch.empty(1, dtype=torch.int64, device=x.device)
+        invalid = None if self._first_invalid is None else tensor_ref(self._first_invalid)
+        self.cuda = CudaArgs(torch.cuda.current_stream(x.device).cuda_stream, tensor_ref(self._workspace), invalid)
 
     def threads(self, num_threads: Optional[int], serial_below: int) -> int:
         """The CPU threads this call uses (see threads_for)."""
@@ -220,7 +226,7 @@ def _multilabel(
     num_threads: Optional[int] = None,
 ) -> torch.Tensor:
     """RMA masks, bool of the same shape as probs (B, C, *spatial)."""
-    with CoreCall(probs, _C.Output.multilabel, False, check_values) as call:
+    with CoreCall(probs, labels=False, host_only=False, check_values=check_values) as call:
         threads = call.threads(num_threads, RMA_SERIAL_BELOW)
         _C.rma_multilabel(call.probs, call.out, METRICS[metric], smooth, pruning_prob, threads, call.cuda)
     return call.result
@@ -240,7 +246,7 @@ def _multiclass(
 ) -> torch.Tensor:
     """RMA labels, int64 (B, *spatial)."""
     host_only = pruning != "max_prob" or merge != "gain"  # computed by the CPU kernels only
-    with CoreCall(probs, _C.Output.multiclass, host_only, check_values) as call:
+    with CoreCall(probs, labels=True, host_only=host_only, check_values=check_values) as call:
         threads = call.threads(num_threads, RMA_SERIAL_BELOW)
         _C.rma_multiclass(
             call.probs,
@@ -267,7 +273,7 @@ def _sorted_multilabel(
     num_threads: Optional[int] = None,
 ) -> torch.Tensor:
     """Masks of a solver that sorts each class (exact, BA, TRNA, BA+TRNA), bool (B, C, *spatial); on the CPU."""
-    with CoreCall(probs, _C.Output.multilabel, True) as call:
+    with CoreCall(probs, labels=False, host_only=True) as call:
         threads = call.threads(num_threads, SORTED_SERIAL_BELOW)
         _C.sorted_multilabel(call.probs, call.out, SORTING_SOLVERS[solver], smooth, pruning_prob, eps, threads)
     return call.result
@@ -287,7 +293,7 @@ def _sorted_multiclass(
     """Labels (B, *spatial) from the exact solver's masks merged as RMA merges its own; on the CPU."""
     if solver != "exact":
         raise ValueError(f"multiclass output of the sorting solvers is the exact solver's only, got {solver!r}")
-    with CoreCall(probs, _C.Output.multiclass, True) as call:
+    with CoreCall(probs, labels=True, host_only=True) as call:
         threads = call.threads(num_threads, SORTED_SERIAL_BELOW)
         _C.exact_multiclass(
             call.probs,
