@@ -106,8 +106,9 @@ rankseg::ProbsView probs_view(const TensorRef& t) {
   if (t.sizes.size() != 3)
     throw std::invalid_argument("probs must be 3-D (B, C, N), got " + std::to_string(t.sizes.size()) + "-D");
   if (t.strides.size() != 3) throw std::invalid_argument("probs: sizes and strides differ in length");
-  const rankseg::ProbsView view{reinterpret_cast<const void*>(t.data), probs_dtype(t.dtype), t.sizes[0],
-                                t.sizes[1], t.sizes[2], t.strides[0], t.strides[1], t.strides[2]};
+  const auto* data = reinterpret_cast<const void*>(t.data);
+  const rankseg::ProbsView view{data,       probs_dtype(t.dtype), t.sizes[0],   t.sizes[1],
+                                t.sizes[2], t.strides[0],         t.strides[1], t.strides[2]};
   rankseg::check_probs_view(view);  // before the outputs are checked against its shape
   return view;
 }
@@ -124,7 +125,8 @@ void* contiguous_ptr(const TensorRef& t, const char* name, ScalarType dtype, con
                                 shape_str(t.sizes));
   int64_t step = 1;
   for (size_t i = expected.size(); i-- > 0;) {
-    if (expected[i] != 1 && t.strides[i] != step) throw std::invalid_argument(std::string(name) + " must be contiguous");
+    if (expected[i] != 1 && t.strides[i] != step)
+      throw std::invalid_argument(std::string(name) + " must be contiguous");
     step *= expected[i];
   }
   return reinterpret_cast<void*>(t.data);
@@ -279,14 +281,15 @@ PYBIND11_MODULE(_C, m) {
       [](const TensorRef& probs, const TensorRef& out, rankseg::Solver solver, double smooth, double pruning_prob,
          double eps, int num_threads) {
         const rankseg::ProbsView view = cpu_probs_view(probs);
-        auto* mask = static_cast<bool*>(contiguous_ptr(out, "out", ScalarType::boolean, probs.sizes, rankseg::Device{}));
+        auto* mask =
+            static_cast<bool*>(contiguous_ptr(out, "out", ScalarType::boolean, probs.sizes, rankseg::Device{}));
         rankseg::SortedOptions o{solver, smooth, pruning_prob, num_threads};
         o.eps = eps;
         py::gil_scoped_release release;
         rankseg::sorted_multilabel(view, o, mask);
       },
-      py::arg("probs"), py::arg("out"), py::arg("solver"), py::arg("smooth"), py::arg("pruning_prob"),
-      py::arg("eps"), py::arg("num_threads"), "Masks (B, C, N) bool of the exact, BA or TRNA solver.");
+      py::arg("probs"), py::arg("out"), py::arg("solver"), py::arg("smooth"), py::arg("pruning_prob"), py::arg("eps"),
+      py::arg("num_threads"), "Masks (B, C, N) bool of the exact, BA or TRNA solver.");
 
   m.def(
       "exact_multiclass",

@@ -22,13 +22,13 @@ void check_options(const RmaOptions& o) {
     throw std::invalid_argument("pruning_prob must lie in [0, 1], got " + std::to_string(o.pruning_prob));
   if (o.metric != Metric::dice && o.metric != Metric::iou) throw std::invalid_argument("unknown metric code");
   if (o.num_threads < 1) throw std::invalid_argument("num_threads must be >= 1");
-  if (o.pruning != Pruning::max_prob && o.pruning != Pruning::argmax) throw std::invalid_argument("unknown pruning code");
+  if (o.pruning != Pruning::max_prob && o.pruning != Pruning::argmax)
+    throw std::invalid_argument("unknown pruning code");
   check_merge(o.merge);
 }
 
 void check_max_prob_pruning(Pruning pruning) {
-  if (pruning != Pruning::max_prob)
-    throw std::invalid_argument("pruning by argmax applies to multiclass output only");
+  if (pruning != Pruning::max_prob) throw std::invalid_argument("pruning by argmax applies to multiclass output only");
 }
 
 void check_multiclass(const ProbsView& probs, Unassigned policy, int64_t void_index) {
@@ -156,7 +156,8 @@ void check_sorted_options(const SortedOptions& o) {
   check_options({Metric::dice, o.smooth, o.pruning_prob, o.num_threads, o.pruning});
   check_merge(o.merge);
   if (int(o.solver) < 0 || int(o.solver) > int(Solver::ba_trna)) throw std::invalid_argument("unknown solver code");
-  if (o.solver != Solver::exact && !(o.eps > 0.0 && o.eps < 1.0)) throw std::invalid_argument("eps must lie in (0, 1), got " + std::to_string(o.eps));
+  if (o.solver != Solver::exact && !(o.eps > 0.0 && o.eps < 1.0))
+    throw std::invalid_argument("eps must lie in (0, 1), got " + std::to_string(o.eps));
 }
 
 }  // namespace

@@ -73,9 +73,7 @@ struct ExactSum {
 #endif
   }
   // 2^(shift - 43), exact for shift in [1, 64].
-  RANKSEG_HOST_DEVICE static double scale(int shift) {
-    return double(uint64_t(1) << (shift - 1)) * 0x1p-42;
-  }
+  RANKSEG_HOST_DEVICE static double scale(int shift) { return double(uint64_t(1) << (shift - 1)) * 0x1p-42; }
 };
 
 }  // namespace rankseg

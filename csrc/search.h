@@ -15,11 +15,11 @@ namespace rankseg {
 
 // The outcome for one (image, class).
 struct ClassCut {
-  double mu = 0.0;       // sum of the class's probabilities
-  double max = 0.0;      // largest probability
-  bool invalid = false;  // a value was NaN or outside [0, 1]
-  bool active = false;   // passed the pruning test (max > pruning_prob)
-  int64_t volume = 0;    // tau*, the number of selected pixels
+  double mu = 0.0;              // sum of the class's probabilities
+  double max = 0.0;             // largest probability
+  bool invalid = false;         // a value was NaN or outside [0, 1]
+  bool active = false;          // passed the pruning test (max > pruning_prob)
+  int64_t volume = 0;           // tau*, the number of selected pixels
   double threshold = HUGE_VAL;  // the mask is p >= threshold (+inf: empty)
 };
 

@@ -3,9 +3,8 @@
 
 #include <cstdint>
 #include <cstring>
-#include <type_traits>
-
 #include <stdexcept>
+#include <type_traits>
 
 #include "config.h"
 #include "core.h"
@@ -13,8 +12,12 @@
 namespace rankseg {
 
 // 16-bit storage types; read through their bits so no full-size float32 copy is ever made.
-struct Half { uint16_t bits; };
-struct BFloat16 { uint16_t bits; };
+struct Half {
+  uint16_t bits;
+};
+struct BFloat16 {
+  uint16_t bits;
+};
 
 RANKSEG_HOST_DEVICE inline float bits_to_float(uint32_t bits) {
   float f;

@@ -41,8 +41,9 @@ constexpr std::array<std::array<int32_t, 8>, 256> packing_orders() {
 alignas(32) constexpr std::array<std::array<int32_t, 8>, 256> kPackingOrder = packing_orders();
 
 template <class S>
-__attribute__((target("avx2"), always_inline)) inline int64_t gather_avx2_strided(
-    const S* p, int64_t stride, int64_t n, float lo, float hi, float* out, int64_t capacity) {
+__attribute__((target("avx2"), always_inline)) inline int64_t gather_avx2_strided(const S* p, int64_t stride, int64_t n,
+                                                                                  float lo, float hi, float* out,
+                                                                                  int64_t capacity) {
   int64_t k = 0, i = 0;
   for (; i + kLanes <= n; i += kLanes) {
     const Float8 v = load8(p + i * stride, stride);
@@ -60,7 +61,7 @@ __attribute__((target("avx2"), always_inline)) inline int64_t gather_avx2_stride
 // The contiguous case gets its own copy of the loop, with plain vector loads.
 template <class S>
 __attribute__((target("avx2"))) int64_t gather_avx2(const S* p, int64_t stride, int64_t n, float lo, float hi,
-                                                          float* out, int64_t capacity) {
+                                                    float* out, int64_t capacity) {
   return stride == 1 ? gather_avx2_strided(p, int64_t(1), n, lo, hi, out, capacity)
                      : gather_avx2_strided(p, stride, n, lo, hi, out, capacity);
 }
@@ -95,12 +96,10 @@ int64_t gather_band(const float* p, int64_t stride, int64_t n, float lo, float h
 int64_t gather_band(const Half* p, int64_t stride, int64_t n, float lo, float hi, float* out, int64_t capacity) {
   return gather(p, stride, n, lo, hi, out, capacity);
 }
-int64_t gather_band(const BFloat16* p, int64_t stride, int64_t n, float lo, float hi, float* out,
-                    int64_t capacity) {
+int64_t gather_band(const BFloat16* p, int64_t stride, int64_t n, float lo, float hi, float* out, int64_t capacity) {
   return gather(p, stride, n, lo, hi, out, capacity);
 }
-int64_t gather_band(const double* p, int64_t stride, int64_t n, double lo, double hi, double* out,
-                    int64_t capacity) {
+int64_t gather_band(const double* p, int64_t stride, int64_t n, double lo, double hi, double* out, int64_t capacity) {
   return gather_one_by_one(p, stride, n, lo, hi, out, capacity);
 }
 

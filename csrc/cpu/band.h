@@ -12,9 +12,7 @@ namespace rankseg::cpu {
 // as soon as more than `capacity` qualify. `out` must have room for capacity + 8 values.
 int64_t gather_band(const float* p, int64_t stride, int64_t n, float lo, float hi, float* out, int64_t capacity);
 int64_t gather_band(const Half* p, int64_t stride, int64_t n, float lo, float hi, float* out, int64_t capacity);
-int64_t gather_band(const BFloat16* p, int64_t stride, int64_t n, float lo, float hi, float* out,
-                    int64_t capacity);
-int64_t gather_band(const double* p, int64_t stride, int64_t n, double lo, double hi, double* out,
-                    int64_t capacity);
+int64_t gather_band(const BFloat16* p, int64_t stride, int64_t n, float lo, float hi, float* out, int64_t capacity);
+int64_t gather_band(const double* p, int64_t stride, int64_t n, double lo, double hi, double* out, int64_t capacity);
 
 }  // namespace rankseg::cpu

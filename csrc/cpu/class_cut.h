@@ -37,8 +37,8 @@ void write_class_mask(const Pixels<S>& px, double threshold, bool parallel, int 
 // shared by the team of threads (for few, large classes); otherwise the caller runs one class per thread.
 // `kept`: whether the pruning rule keeps the class (argmax pruning), or -1 to test max > pruning_prob.
 template <class S>
-ClassCut solve_class(const Pixels<S>& px, const RmaOptions& options, Scratch<value_t<S>>& ws, bool parallel,
-                     bool* mask, int kept = -1) {
+ClassCut solve_class(const Pixels<S>& px, const RmaOptions& options, Scratch<value_t<S>>& ws, bool parallel, bool* mask,
+                     int kept = -1) {
   const int64_t chunks = px.chunks();
   const int threads = options.num_threads;
   const bool threshold_form = VolumeScore{options.metric, 0.0, options.smooth}.threshold_form();

@@ -12,7 +12,7 @@ namespace {
 // 16-point Gauss-Legendre on [-1, 1]: the positive nodes and their weights (the rule is symmetric).
 constexpr double kNode[8] = {0.09501250983763744, 0.2816035507792589, 0.45801677765722737, 0.6178762444026438,
                              0.755404408355003,   0.8656312023878318, 0.9445750230732326,  0.9894009349916499};
-constexpr double kWeight[8] = {0.18945061045506864, 0.18260341504492364, 0.16915651939500265, 0.1495959888165767,
+constexpr double kWeight[8] = {0.18945061045506864, 0.18260341504492364, 0.16915651939500265,  0.1495959888165767,
                                0.12462897125553407, 0.0951585116824926,  0.062253523938647456, 0.027152459411754176};
 constexpr double kTailExponent = 45.0;  // e^-45 = 2.9e-20: the truncated tail, relative
 constexpr int kRenormalise = 8;         // factors >= e^-45 > 2^-65: eight of them cannot underflow
@@ -171,8 +171,7 @@ GeneratingFunction generating_function(const double* p, int64_t n, const uint8_t
   }
   GeneratingFunction g;
   g.at_node.resize(nodes);
-  for (size_t m = 0; m < nodes; ++m)
-    g.at_node[m] = std::ldexp(mantissa[m], int(std::max<int64_t>(exponent[m], -2000)));
+  for (size_t m = 0; m < nodes; ++m) g.at_node[m] = std::ldexp(mantissa[m], int(std::max<int64_t>(exponent[m], -2000)));
   g.at_zero = std::exp(log_at_zero);
   return g;
 }

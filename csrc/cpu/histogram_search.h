@@ -122,7 +122,8 @@ void solve_by_histogram(const Pixels<S>& px, const VolumeScore& score, bool para
       for (int k = 0; k < kHistogramBins; ++k) c += candidate[k] ? parts[size_t(j)].count[k] : 0;
       offset[size_t(j) + 1] = offset[size_t(j)] + c;
     }
-    for_each_chunk(chunks, true, threads, [&](int64_t j) { gather(px.chunk(j), ws.values.data() + offset[size_t(j)]); });
+    for_each_chunk(chunks, true, threads,
+                   [&](int64_t j) { gather(px.chunk(j), ws.values.data() + offset[size_t(j)]); });
   } else {
     gather(px, ws.values.data());
   }
@@ -136,8 +137,8 @@ void solve_by_histogram(const Pixels<S>& px, const VolumeScore& score, bool para
 // threshold search of the ratio 2S/(mu + s + V + 1) finds. So only the band values in (R*, 1/2] are
 // histogrammed and refined. Returns false where this does not apply; `best` is then untouched.
 template <class S>
-bool solve_smoothed_on_band(const Pixels<S>& px, const Moments& m, const VolumeScore& score, bool parallel,
-                            int threads, Scratch<value_t<S>>& ws, Best& best, SolveTrace* trace) {
+bool solve_smoothed_on_band(const Pixels<S>& px, const Moments& m, const VolumeScore& score, bool parallel, int threads,
+                            Scratch<value_t<S>>& ws, Best& best, SolveTrace* trace) {
   using V = value_t<S>;
   // s is kept far above the rounding of R*, so no pixel just past R* can gain by rounding alone.
   if (!(score.mu > score.smooth && score.smooth > 1e-9 * (score.mu + double(px.count)))) return false;
@@ -156,8 +157,8 @@ bool solve_smoothed_on_band(const Pixels<S>& px, const Moments& m, const VolumeS
   ws.values.resize(size_t(size + kLanes));
   int64_t kept = 0;
   for (size_t j = 0; j < band.sizes.size(); ++j) {
-    kept += gather_band(band.values + int64_t(j) * band.segment, 1, band.sizes[j], cut, V(0.5),
-                        ws.values.data() + kept, size - kept);
+    kept += gather_band(band.values + int64_t(j) * band.segment, 1, band.sizes[j], cut, V(0.5), ws.values.data() + kept,
+                        size - kept);
   }
   ws.total.clear();
   for (int64_t i = 0; i < kept; ++i) ws.total.insert(ws.values[size_t(i)]);

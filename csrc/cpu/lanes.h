@@ -62,9 +62,7 @@ template <class T>
 [[gnu::always_inline]] inline EightMask at_least(const Eight& v, double t) { return {v.lo >= t, v.hi >= t}; }
 [[gnu::always_inline]] inline EightMask at_most(const Eight& v, double t) { return {v.lo <= t, v.hi <= t}; }
 [[gnu::always_inline]] inline EightMask above(const Eight& v, double t) { return {v.lo > t, v.hi > t}; }
-[[gnu::always_inline]] inline EightMask below(const Eight& v, const Eight& w) {
-  return {v.lo < w.lo, v.hi < w.hi};
-}
+[[gnu::always_inline]] inline EightMask below(const Eight& v, const Eight& w) { return {v.lo < w.lo, v.hi < w.hi}; }
 [[gnu::always_inline]] inline EightMask both(const EightMask& a, const EightMask& b) {
   return {a.lo & b.lo, a.hi & b.hi};
 }

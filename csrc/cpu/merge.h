@@ -40,8 +40,7 @@ struct Image {
 // each selecting class holds alone (`mass`, `count` are indexed by position in `selecting`).
 template <class S>
 void label_safe_pixels(const Image<S>& img, const ClassCut* cuts, const std::vector<int64_t>& selecting,
-                       const int64_t* slot, int64_t begin, int64_t end, ExactSum* mass,
-                       int64_t* count, int64_t* out) {
+                       const int64_t* slot, int64_t begin, int64_t end, ExactSum* mass, int64_t* count, int64_t* out) {
   using V = value_t<S>;
   uint8_t hits[kMergeTilePixels];
   int32_t owner[kMergeTilePixels];  // 32 bits, like the values: the loop below vectorises
@@ -83,8 +82,8 @@ void label_safe_pixels(const Image<S>& img, const ClassCut* cuts, const std::vec
 // `candidates`, unless the policy leaves them void.
 template <class S>
 void resolve_marked_pixels(const Image<S>& img, const ClassCut* cuts, const std::vector<int64_t>& candidates,
-                           const std::vector<PixelGain>& gains, Unassigned policy, int64_t void_index,
-                           int64_t begin, int64_t end, int64_t* out) {
+                           const std::vector<PixelGain>& gains, Unassigned policy, int64_t void_index, int64_t begin,
+                           int64_t end, int64_t* out) {
   using V = value_t<S>;
   int64_t index[kMergeTilePixels];
   bool contested[kMergeTilePixels];
@@ -147,7 +146,9 @@ void merge_batch(const S* data, int64_t batch, int64_t stride_b, const Image<S>&
     width = std::max(width, selecting[size_t(b)].size());
   }
 
-  auto image = [&](int64_t b) { return Image<S>{data + b * stride_b, shape.stride_c, shape.stride_n, classes, pixels}; };
+  auto image = [&](int64_t b) {
+    return Image<S>{data + b * stride_b, shape.stride_c, shape.stride_n, classes, pixels};
+  };
 
   std::vector<ExactSum> mass(size_t(tasks) * width);
   std::vector<int64_t> count(size_t(tasks) * width, 0);
@@ -182,8 +183,8 @@ void merge_batch(const S* data, int64_t batch, int64_t stride_b, const Image<S>&
 
   parallel_for_dynamic(tasks, options.num_threads, [&](int64_t task) {
     const int64_t b = task / tasks_per_image, j = task % tasks_per_image;
-    resolve_marked_pixels(image(b), cuts + b * classes, candidates[size_t(b)], gains[size_t(b)], policy,
-                          void_index, j * kTaskPixels, std::min(pixels, (j + 1) * kTaskPixels), out + b * pixels);
+    resolve_marked_pixels(image(b), cuts + b * classes, candidates[size_t(b)], gains[size_t(b)], policy, void_index,
+                          j * kTaskPixels, std::min(pixels, (j + 1) * kTaskPixels), out + b * pixels);
   });
 }
 

@@ -1,6 +1,4 @@
 // CPU entry points of the RMA solver (checked by dispatch.cpp): dispatches on dtype, schedules threads.
-#include "../backends.h"
-
 #include <algorithm>
 #include <limits>
 #include <memory>
@@ -8,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "../backends.h"
 #include "argmax_winners.h"
 #include "class_cut.h"
 #include "class_major.h"
@@ -29,8 +28,8 @@ namespace {
 template <class S>
 std::vector<ClassCut> rma_cuts(const ProbsView& v, const RmaOptions& o, bool* mask, int64_t first_image) {
   using V = value_t<S>;
-  const std::vector<uint8_t> winners = o.pruning == Pruning::argmax ? argmax_winners<S>(v, o.num_threads)
-                                                                    : std::vector<uint8_t>{};
+  const std::vector<uint8_t> winners =
+      o.pruning == Pruning::argmax ? argmax_winners<S>(v, o.num_threads) : std::vector<uint8_t>{};
   auto kept = [&](int64_t s) { return winners.empty() ? -1 : int(winners[size_t(s)]); };
   const S* data = static_cast<const S*>(v.data);
   const int64_t pairs = v.batch * v.classes;  // (image, class) pair s = b * classes + c

@@ -9,7 +9,7 @@
 namespace rankseg::cpu {
 
 // Adds one to a counter of the solve trace, if one was asked for; callers may run in parallel.
-inline void count_branch(SolveTrace* trace, int64_t SolveTrace::*counter) {
+inline void count_branch(SolveTrace* trace, int64_t SolveTrace::* counter) {
   if (!trace) return;
   int64_t& c = trace->*counter;
 #pragma omp atomic

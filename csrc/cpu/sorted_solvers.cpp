@@ -116,8 +116,8 @@ ClassCut solve_sorted(std::vector<double>& values, const SortedOptions& o, int k
 template <class S>
 std::vector<ClassCut> sorted_cuts(const ProbsView& v, const SortedOptions& o, bool* mask) {
   std::vector<ClassCut> cuts(static_cast<size_t>(v.batch * v.classes));
-  const std::vector<uint8_t> winners = o.pruning == Pruning::argmax ? argmax_winners<S>(v, o.num_threads)
-                                                                    : std::vector<uint8_t>{};
+  const std::vector<uint8_t> winners =
+      o.pruning == Pruning::argmax ? argmax_winners<S>(v, o.num_threads) : std::vector<uint8_t>{};
   for_each_class<S>(v, o.num_threads, [&](int64_t s, std::vector<double>& values) {
     cuts[size_t(s)] = solve_sorted(values, o, winners.empty() ? -1 : int(winners[size_t(s)]));
     if (!mask) return;

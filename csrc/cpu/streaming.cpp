@@ -20,7 +20,6 @@ void Moments::merge(const Moments& other) {
   above_half_sum.add(other.above_half_sum);
 }
 
-
 namespace {
 
 // Lane reductions.
@@ -86,8 +85,7 @@ template <class S, class Step>
 
 // The contiguous case gets its own copy of the loop, with plain vector loads.
 template <class S, class Step>
-[[gnu::always_inline]] inline void for_each_block(const S* p, int64_t stride, int64_t n, value_t<S> fill,
-                                                  Step&& step) {
+[[gnu::always_inline]] inline void for_each_block(const S* p, int64_t stride, int64_t n, value_t<S> fill, Step&& step) {
   if (stride == 1) {
     for_each_block_strided(p, int64_t(1), n, fill, step);
   } else {
@@ -231,15 +229,15 @@ template <class S>
 
 }  // namespace
 
-#define RANKSEG_STREAMING(S)                                                                             \
-  RANKSEG_CLONES Moments scan_moments(const S* p, int64_t stride, int64_t n) {                           \
-    return scan_moments_impl(p, stride, n);                                                              \
-  }                                                                                                      \
-  RANKSEG_CLONES UpperSet upper_set(const S* p, int64_t stride, int64_t n, double t) {                   \
-    return upper_set_impl(p, stride, n, t);                                                              \
-  }                                                                                                      \
-  RANKSEG_CLONES void write_mask(const S* p, int64_t stride, int64_t n, double t, bool* out) {           \
-    write_mask_impl(p, stride, n, t, out);                                                               \
+#define RANKSEG_STREAMING(S)                                                                   \
+  RANKSEG_CLONES Moments scan_moments(const S* p, int64_t stride, int64_t n) {                 \
+    return scan_moments_impl(p, stride, n);                                                    \
+  }                                                                                            \
+  RANKSEG_CLONES UpperSet upper_set(const S* p, int64_t stride, int64_t n, double t) {         \
+    return upper_set_impl(p, stride, n, t);                                                    \
+  }                                                                                            \
+  RANKSEG_CLONES void write_mask(const S* p, int64_t stride, int64_t n, double t, bool* out) { \
+    write_mask_impl(p, stride, n, t, out);                                                     \
   }
 
 RANKSEG_STREAMING(float)

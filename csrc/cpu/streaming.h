@@ -14,13 +14,12 @@ namespace rankseg::cpu {
 struct Moments {
   ExactSum sum;
   double max = 0.0;
-  bool invalid = false;     // NaN, an infinity, or a value outside [0, 1]
-  int64_t above_half = 0;   // pixels with p > 1/2
+  bool invalid = false;    // NaN, an infinity, or a value outside [0, 1]
+  int64_t above_half = 0;  // pixels with p > 1/2
   ExactSum above_half_sum;
 
   void merge(const Moments& other);
 };
-
 
 // Each pass reads at most one chunk, kChunkPixels values (exact_sum.h), so that its exact sums fit in 64 bits.
 

@@ -291,8 +291,8 @@ __device__ bool cpu_would_band(const u64* chunk_counts, int64_t chunks, int64_t 
 }
 
 template <class S>
-__global__ void __launch_bounds__(kCutSolverThreads) solve_kernel(Slabs<S> slabs, Problem problem, Parts parts,
-                                                                  int64_t chunks_per_slab, int64_t band_room) {
+__global__ void __launch_bounds__(kCutSolverThreads)
+    solve_kernel(Slabs<S> slabs, Problem problem, Parts parts, int64_t chunks_per_slab, int64_t band_room) {
   using V = value_t<S>;
   __shared__ CutSolverShared shared;
   const int64_t slab = blockIdx.x;
@@ -349,7 +349,7 @@ void launch_solve(const Slabs<S>& slabs, int64_t count, const Problem& problem, 
                   const Layout& layout, cudaStream_t stream) {
   if (count > int64_t(0x7fffffff)) throw std::invalid_argument("too many (image, class) pairs for one CUDA call");
   solve_kernel<S><<<unsigned(count), kCutSolverThreads, 0, stream>>>(slabs, problem, parts, layout.chunks_per_slab,
-                                                                      layout.band_room);
+                                                                     layout.band_room);
   check_launch("solve");
 }
 

@@ -11,33 +11,33 @@
 #include <stdexcept>
 #include <string>
 
-#include "../exact_sum.h"
 #include "../core.h"
+#include "../exact_sum.h"
 #include "../search.h"
 #include "../values.h"
 
 namespace rankseg::cuda {
 
-constexpr int kThreads = 256;                          // threads per block of the streaming kernels
-constexpr int kItems = 16;                             // values per thread of a streaming block
+constexpr int kThreads = 256;                           // threads per block of the streaming kernels
+constexpr int kItems = 16;                              // values per thread of a streaming block
 constexpr int64_t kPixelsPerBlock = kThreads * kItems;  // pixels of one class a streaming block reads
 // The band is counted per CPU chunk (exact_sum.h), whose band-capacity rule decides a route: each streaming
 // block's pixels must lie in one chunk.
 static_assert(kChunkPixels % kPixelsPerBlock == 0, "a streaming block's pixels lie in one chunk");
-constexpr int kCutSolverThreads = 512;                 // threads of the block that solves one class's cut
+constexpr int kCutSolverThreads = 512;  // threads of the block that solves one class's cut
 constexpr int kBitsPerLevel = 9;
-constexpr int kBinsPerLevel = 1 << kBitsPerLevel;      // bins of one level of the cut solver's histograms
+constexpr int kBinsPerLevel = 1 << kBitsPerLevel;  // bins of one level of the cut solver's histograms
 
 using u64 = unsigned long long;
 
 // What the first pass learns about one (image, class), accumulated by atomics. Zeroed before the call.
 struct SlabStats {
-  u64 sum_lo, sum_hi;              // exact sum of q over the class
-  u64 above_lo, above_hi;          // exact sum of q over p > 1/2
-  u64 above_count;                 // pixels with p > 1/2
-  u64 max_bits;                    // bit pattern of the largest |p| (valid values order like their bits)
-  u64 invalid;                     // nonzero if a value was NaN or outside [0, 1]
-  u64 band_count;                  // band values found by the gather (may exceed the stored capacity)
+  u64 sum_lo, sum_hi;                // exact sum of q over the class
+  u64 above_lo, above_hi;            // exact sum of q over p > 1/2
+  u64 above_count;                   // pixels with p > 1/2
+  u64 max_bits;                      // bit pattern of the largest |p| (valid values order like their bits)
+  u64 invalid;                       // nonzero if a value was NaN or outside [0, 1]
+  u64 band_count;                    // band values found by the gather (may exceed the stored capacity)
   u64 safe_count, safe_lo, safe_hi;  // multiclass: pixels the class holds alone, and their exact sum
 
   __device__ ExactSum sum() const { return {sum_lo, sum_hi}; }
@@ -133,12 +133,13 @@ __device__ __forceinline__ void atomic_add_exact(u64* lo, u64* hi, const ExactSu
 inline void check_launch(const char* what) {
   const cudaError_t error = cudaGetLastError();
   if (error != cudaSuccess)
-    throw std::runtime_error(std::string("rankseg CUDA kernel '") + what + "' failed to launch: " +
-                             cudaGetErrorString(error));
+    throw std::runtime_error(std::string("rankseg CUDA kernel '") + what +
+                             "' failed to launch: " + cudaGetErrorString(error));
 }
 
 inline void check_call(cudaError_t error, const char* what) {
-  if (error != cudaSuccess) throw std::runtime_error(std::string("rankseg: ") + what + ": " + cudaGetErrorString(error));
+  if (error != cudaSuccess)
+    throw std::runtime_error(std::string("rankseg: ") + what + ": " + cudaGetErrorString(error));
 }
 
 __host__ __device__ inline int64_t blocks_per_slab(int64_t pixels, int64_t per_block = kPixelsPerBlock) {
@@ -190,8 +191,8 @@ __device__ inline Route route_of(const Problem& pb, const SlabStats& st, double 
 template <class V>
 __device__ inline ThresholdSearch<V> band_search(const Problem& pb, const SlabStats& st, Route route) {
   const double mu = st.sum().value();
-  const VolumeScore score = route == Route::threshold ? VolumeScore{pb.metric, mu, pb.smooth}
-                                                      : VolumeScore{pb.metric, mu + pb.smooth, 0.0};
+  const VolumeScore score =
+      route == Route::threshold ? VolumeScore{pb.metric, mu, pb.smooth} : VolumeScore{pb.metric, mu + pb.smooth, 0.0};
   return ThresholdSearch<V>(score, int64_t(st.above_count), st.above_sum());
 }
 

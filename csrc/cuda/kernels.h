@@ -32,7 +32,7 @@ void launch_write_masks(const Slabs<S>& slabs, int64_t count, const ClassCut* cu
 
 // Multiclass labels from the cuts (merge.cu).
 template <class S>
-void launch_merge(const Slabs<S>& slabs, int64_t batch, const Problem& problem, Unassigned policy,
-                  int64_t void_index, const Parts& parts, int64_t* out, cudaStream_t stream);
+void launch_merge(const Slabs<S>& slabs, int64_t batch, const Problem& problem, Unassigned policy, int64_t void_index,
+                  const Parts& parts, int64_t* out, cudaStream_t stream);
 
 }  // namespace rankseg::cuda

@@ -18,8 +18,8 @@ constexpr int64_t kMergePixelsPerBlock = kThreads * kMergeItems;
 // Pass 1 of the merge over one block's pixels of one image: labels the pixels selected by exactly one class,
 // marks the others, and adds each class's solely held pixels to its count and exact sum.
 template <class S>
-__global__ void __launch_bounds__(kThreads) label_safe_kernel(Slabs<S> slabs, const ClassCut* cuts,
-                                                              SlabStats* stats, int64_t* out) {
+__global__ void __launch_bounds__(kThreads)
+    label_safe_kernel(Slabs<S> slabs, const ClassCut* cuts, SlabStats* stats, int64_t* out) {
   using V = value_t<S>;
   const auto [image, begin, end] = this_block_range(slabs.pixels, kMergePixelsPerBlock);
   const ClassCut* image_cuts = cuts + image * slabs.classes;
@@ -78,7 +78,8 @@ __global__ void __launch_bounds__(kThreads) label_safe_kernel(Slabs<S> slabs, co
     const unsigned group = __match_any_sync(0xffffffffu, safe ? owner[j] : -1);
     if (safe && lane == unsigned(__ffs(group) - 1)) {
       ExactSum sum;
-      for (unsigned rest = group; rest; rest &= rest - 1) sum.add(lane_q[threadIdx.x - lane + unsigned(__ffs(rest) - 1)]);
+      for (unsigned rest = group; rest; rest &= rest - 1)
+        sum.add(lane_q[threadIdx.x - lane + unsigned(__ffs(rest) - 1)]);
       SlabStats& st = stats[image * slabs.classes + owner[j]];
       atomicAdd(&st.safe_count, u64(__popc(group)));
       atomic_add_exact(&st.safe_lo, &st.safe_hi, sum);
@@ -100,9 +101,8 @@ __global__ void gains_kernel(int64_t count, Problem problem, const ClassCut* cut
 // pixels choose among the classes selecting them; unselected ones among the active classes (every class when
 // all were pruned), unless the policy leaves them void.
 template <class S>
-__global__ void __launch_bounds__(kThreads) resolve_kernel(Slabs<S> slabs, const ClassCut* cuts,
-                                                           const PixelGain* gains, Unassigned policy,
-                                                           int64_t void_index, int64_t* out) {
+__global__ void __launch_bounds__(kThreads) resolve_kernel(Slabs<S> slabs, const ClassCut* cuts, const PixelGain* gains,
+                                                           Unassigned policy, int64_t void_index, int64_t* out) {
   using V = value_t<S>;
   const auto [image, begin, end] = this_block_range(slabs.pixels, kMergePixelsPerBlock);
   const ClassCut* image_cuts = cuts + image * slabs.classes;
@@ -162,8 +162,8 @@ __global__ void __launch_bounds__(kThreads) resolve_kernel(Slabs<S> slabs, const
 }  // namespace
 
 template <class S>
-void launch_merge(const Slabs<S>& slabs, int64_t batch, const Problem& problem, Unassigned policy,
-                  int64_t void_index, const Parts& parts, int64_t* out, cudaStream_t stream) {
+void launch_merge(const Slabs<S>& slabs, int64_t batch, const Problem& problem, Unassigned policy, int64_t void_index,
+                  const Parts& parts, int64_t* out, cudaStream_t stream) {
   const unsigned blocks = streaming_blocks(batch, slabs.pixels, kMergePixelsPerBlock);
   label_safe_kernel<S><<<blocks, kThreads, 0, stream>>>(slabs, parts.cuts, parts.stats, out);
   check_launch("label_safe");
@@ -175,9 +175,9 @@ void launch_merge(const Slabs<S>& slabs, int64_t batch, const Problem& problem, 
   check_launch("resolve");
 }
 
-#define RANKSEG_INSTANTIATE(S)                                                                                    \
-  template void launch_merge<S>(const Slabs<S>&, int64_t, const Problem&, Unassigned, int64_t, const Parts&, \
-                                int64_t*, cudaStream_t);
+#define RANKSEG_INSTANTIATE(S)                                                                                         \
+  template void launch_merge<S>(const Slabs<S>&, int64_t, const Problem&, Unassigned, int64_t, const Parts&, int64_t*, \
+                                cudaStream_t);
 RANKSEG_FOR_EACH_STORAGE(RANKSEG_INSTANTIATE)
 #undef RANKSEG_INSTANTIATE
 

@@ -70,9 +70,9 @@ __global__ void __launch_bounds__(kThreads) first_pass_kernel(Slabs<S> slabs, Sl
 // class's band storage (in any order: the search only needs its exact sums, counts and extremes), and
 // counts them per CPU chunk (the CPU's band-capacity rule decides the smoothed Dice route).
 template <class S>
-__global__ void __launch_bounds__(kThreads) gather_band_kernel(Slabs<S> slabs, Problem problem, SlabStats* stats,
-                                                               u64* chunk_counts, int64_t chunks_per_slab, S* band,
-                                                               int64_t band_room) {
+__global__ void __launch_bounds__(kThreads)
+    gather_band_kernel(Slabs<S> slabs, Problem problem, SlabStats* stats, u64* chunk_counts, int64_t chunks_per_slab,
+                       S* band, int64_t band_room) {
   using V = value_t<S>;
   const auto [slab, begin, end] = this_block_range(slabs.pixels);
   SlabStats& st = stats[slab];
@@ -154,10 +154,10 @@ void launch_write_masks(const Slabs<S>& slabs, int64_t count, const ClassCut* cu
   check_launch("write_masks");
 }
 
-#define RANKSEG_INSTANTIATE(S)                                                                                  \
-  template void launch_first_pass<S>(const Slabs<S>&, int64_t, SlabStats*, int64_t*, cudaStream_t);            \
+#define RANKSEG_INSTANTIATE(S)                                                                               \
+  template void launch_first_pass<S>(const Slabs<S>&, int64_t, SlabStats*, int64_t*, cudaStream_t);          \
   template void launch_gather_band<S>(const Slabs<S>&, int64_t, const Problem&, const Parts&, const Layout&, \
-                                      cudaStream_t);                                                           \
+                                      cudaStream_t);                                                         \
   template void launch_write_masks<S>(const Slabs<S>&, int64_t, const ClassCut*, bool*, cudaStream_t);
 RANKSEG_FOR_EACH_STORAGE(RANKSEG_INSTANTIATE)
 #undef RANKSEG_INSTANTIATE
