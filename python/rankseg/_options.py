@@ -18,8 +18,6 @@ METRICS = {name: "acc" if name == "accuracy" else name for name in get_args(_typ
 OUTPUT_MODES = get_args(_types.OutputMode)
 SOLVERS = tuple(solver.name for solver in _solvers.SOLVERS)
 UNASSIGNED_POLICIES = get_args(_types.UnassignedPolicy)
-# rankseg 0.0.x's choice of an inexact fast path; ours is always exact, so it is accepted, checked and ignored.
-SAFE_SCREENING = (True, False, "auto")
 PRUNING_RULES = get_args(_types.Pruning)
 # How multiclass RMA and exact turn per-class masks into labels: "gain" (the compiled merge: a pixel claimed by
 # several classes, or by none, goes to the largest incremental score) or "prob" (to the most probable class
@@ -87,14 +85,9 @@ class Options:
     num_threads: int | None = None  # None: torch.get_num_threads() at each call
 
 
-def allowed_solver_params(solver: str, output_mode: str) -> tuple[str, ...]:
-    route = _solvers.BY_NAME[solver].routes.get(output_mode)
-    return () if route is None else route.params
-
-
 ARGUMENTS = ("metric", "smooth", "output_mode", "solver", "pruning_prob", "num_threads")
 # Every solver parameter of some solver and mode, for suggestions when a name is misspelt.
-ALL_SOLVER_PARAMS = tuple(dict.fromkeys(p for s in SOLVERS for m in OUTPUT_MODES for p in allowed_solver_params(s, m)))
+ALL_SOLVER_PARAMS = tuple(dict.fromkeys(p for s in _solvers.SOLVERS for r in s.routes.values() for p in r.params))
 
 
 def _closest(name: object, names) -> str:
@@ -106,7 +99,8 @@ def _closest(name: object, names) -> str:
 
 
 def check_safe_screening(value) -> bool | str:
-    """True, False or "auto" (any case); it selects nothing in this implementation."""
+    """True, False or "auto" (any case): rankseg 0.0.x's choice of an inexact fast path. This RMA is always exact,
+    so it is accepted, checked and changes nothing."""
     if isinstance(value, bool):
         return value
     if isinstance(value, str) and value.strip().lower() == "auto":
@@ -163,7 +157,8 @@ def _parse(metric, smooth, output_mode, solver, pruning_prob, num_threads, *para
             f"supported solvers: {_quoted(supported)}"
         )
 
-    allowed = allowed_solver_params(solver, output_mode)
+    route = _solvers.BY_NAME[solver].routes[output_mode]
+    allowed = route.params
     unknown = sorted(set(solver_params) - set(allowed))
     if unknown:
         raise TypeError(
@@ -190,7 +185,7 @@ def _parse(metric, smooth, output_mode, solver, pruning_prob, num_threads, *para
     if "eps" in solver_params:
         extra["eps"] = _real("eps", solver_params["eps"], 0.0, 1.0, open_low=True, open_high=True)
 
-    defaults = _solvers.BY_NAME[solver].routes[output_mode].defaults
+    defaults = route.defaults
     if "pruning" in defaults and "pruning" not in extra and pruning_prob != 0.5:
         notes += (
             f"pruning_prob={pruning_prob:g} has no effect with the multiclass default pruning="

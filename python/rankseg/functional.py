@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, overload
+from typing import TYPE_CHECKING, Any, get_args, overload
 
 import torch
 
@@ -133,6 +133,6 @@ def rankdice_ba(
     ``metric="dice"``, ``output_mode="multilabel"`` and ``eps``. Computed on the CPU; CUDA tensors go through the
     host and come back on their device.
     """
-    if not isinstance(solver, str) or solver.strip().upper() not in ("BA", "TRNA", "BA+TRNA"):
+    if not isinstance(solver, str) or solver.strip().upper() not in get_args(RankDiceSolver):
         raise ValueError(f"solver must be 'BA', 'TRNA' or 'BA+TRNA', got {solver!r}")
     return RankSEG("dice", smooth, "multilabel", solver, pruning_prob, eps=eps).predict(probs)
