@@ -27,7 +27,9 @@ cd "$(mktemp -d)"  # run against the installed package, not the source tree
 timeout 60 "$PY" "$REPO/benchmarks/cuda_smoke.py" 2>&1 | tee "$OUT/smoke.log"
 parallel=()
 "$PY" -c "import xdist, pytest_timeout" 2>/dev/null && parallel=(-n 8 --timeout 120)
-timeout 200 "$PY" -m pytest -q -p no:cacheprovider --tb=short -rf "${parallel[@]}" "$REPO/tests/test_cuda.py" \
+# test_cuda.py, and the device-parametrised tests' CUDA cases (-k matches test_cuda.py's module name too).
+timeout 200 "$PY" -m pytest -q -p no:cacheprovider --tb=short -rf "${parallel[@]}" -k cuda "$REPO/tests/test_cuda.py" \
+  "$REPO/tests/test_rma.py" "$REPO/tests/test_fitting.py" "$REPO/tests/test_calibration.py" \
   2>&1 | tee "$OUT/cuda_tests.log" | tail -40
 if command -v compute-sanitizer >/dev/null; then
   timeout 90 compute-sanitizer --tool memcheck --error-exitcode 9 "$PY" "$REPO/benchmarks/cuda_smoke.py" \
