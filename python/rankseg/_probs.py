@@ -3,6 +3,9 @@ the invalid-value error, with the range of the values that tells logits from a s
 
 from __future__ import annotations
 
+import warnings
+from typing import Callable
+
 import torch
 
 FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
@@ -29,6 +32,17 @@ def check_probs(probs: object) -> None:
         )
     if min(shape[1:]) < 1:
         raise ValueError(f"probs must have C >= 1 and every spatial size >= 1, got shape {tuple(shape)}")
+
+
+def shape_check(check: Callable[..., None], *args) -> None:
+    """check(*args). Under torch.jit.trace sizes are the example's, so a shape check holds for the example only
+    and torch warns that it will not run again; the check is meant for the call being traced, so the warning is
+    silenced (the compiled core checks the shape of every call of a traced graph again)."""
+    if not torch.jit.is_tracing():
+        return check(*args)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        return check(*args)
 
 
 def check_value_range(probs: torch.Tensor) -> None:

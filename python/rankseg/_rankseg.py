@@ -10,7 +10,7 @@ import torch
 from . import _arrays, _solvers
 from ._module import RankSEGModule
 from ._options import Options, parse_options
-from ._probs import check_probs
+from ._probs import check_probs, shape_check
 from ._types import Metric, OutputMode, Solver, SupportsDLPack
 
 if TYPE_CHECKING:
@@ -152,14 +152,7 @@ class RankSEG:
     def _predict(self, probs: torch.Tensor, check_values: bool) -> torch.Tensor:
         if not isinstance(check_values, bool):
             raise TypeError(f"check_values must be a bool, got {type(check_values).__name__} {check_values!r}")
-        if torch.jit.is_tracing():
-            # Under torch.jit.trace sizes are traced values, and these checks see the example's shape only; the
-            # compiled core checks the shape of every call again, so the traced graph loses nothing.
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", torch.jit.TracerWarning)
-                check_probs(probs)
-        else:
-            check_probs(probs)
+        shape_check(check_probs, probs)
         # Nothing records a gradient: the compiled core is outside autograd, and the tensor code reads a detached
         # input.
         if probs.requires_grad:

@@ -8,14 +8,13 @@ are checked by the compiled core; the solvers written here in torch check their 
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 
 import torch
 
 from . import _ops
-from ._probs import check_value_range
+from ._probs import check_value_range, shape_check
 
 if TYPE_CHECKING:
     from ._options import Options
@@ -57,14 +56,7 @@ def _filled(o: Options, probs: torch.Tensor, labels: torch.Tensor) -> torch.Tens
 
 def check_multiclass(o: Options, probs: torch.Tensor) -> None:
     """The multiclass rules of the compiled merge, for the routes that compute their labels in torch."""
-    if torch.jit.is_tracing():
-        # Sizes read under torch.jit.trace are the example's, and the torch code this guards is traced for
-        # them: the check runs once, at trace time, and its warning that it will not run again says nothing new.
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", torch.jit.TracerWarning)
-            _check_multiclass(o, probs.shape[1])
-    else:
-        _check_multiclass(o, probs.shape[1])
+    shape_check(_check_multiclass, o, probs.shape[1])
 
 
 def _check_multiclass(o: Options, classes: int) -> None:

@@ -28,6 +28,7 @@ from . import _counting, _ops
 from ._accumulator import Accumulator
 from ._counting import as_masks
 from ._ops import refuse_tracing
+from ._probs import FLOAT_DTYPES
 from ._types import ExpectedMethod, Reduction
 
 __all__ = ["dice", "iou", "confusion_counts", "Accumulator", "expected_dice", "expected_iou"]
@@ -134,7 +135,7 @@ def _expected(metric: str, probs, pred, smooth, empty_score, method, samples, ge
     p = probs.detach().cpu().reshape(*probs.shape[:2], -1)
     m = masks.cpu().reshape(p.shape)
     if method == "exact":
-        p = p if p.dtype in (torch.float16, torch.bfloat16, torch.float32, torch.float64) else p.double()
+        p = p if p.dtype in FLOAT_DTYPES else p.double()
         return _ops.expected_scores(p, m, metric, s, empty)
     if method == "enumerate":
         return _enumerated(metric, p.double(), m, s, empty)
